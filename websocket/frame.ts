@@ -252,10 +252,18 @@ export interface FrameParserOptions {
 type ParserState = 'header' | 'extended-length-16' | 'extended-length-64' | 'mask-key' | 'payload' | 'failed';
 
 /**
- * Reads frames from a byte stream cut anywhere: feed every chunk to `push()`, which
- * returns the frames completed so far and, if a frame breaks a rule, a
- * `ProtocolError` last. After an error the parser ignores all further input: §7.1.7
- * says to fail the connection, so nothing after the error can be trusted.
+ * Reads frames from a byte stream cut anywhere. Bytes go in with `push()`, frames
+ * come out with `next()`, one at a time:
+ *
+ *     parser.push(chunk);
+ *     for (let frame = parser.next(); frame !== undefined; frame = parser.next()) …
+ *
+ * `next()` returns a whole frame, a `ProtocolError` for the first rule broken, or
+ * undefined when it needs more bytes. After an error it returns undefined for
+ * good: §7.1.7 says to fail the connection, so nothing after the error can be
+ * trusted. Pulling one frame at a time matters: the caller handles a frame before
+ * the next header is checked, so `checkHeader` sees the message state that frame
+ * left (a first fragment and its continuation often share a chunk).
  *
  * The states follow the wire: header (2 bytes) → extended length (0, 2 or 8 bytes)
  * → masking key (0 or 4 bytes) → payload. Each state first checks that enough bytes
@@ -281,21 +289,21 @@ export class FrameParser {
 
   constructor(private readonly options: FrameParserOptions) {}
 
-  push(chunk: Buffer): Array<Frame | ProtocolError> {
-    const results: Array<Frame | ProtocolError> = [];
-    if (this.state === 'failed') return results;
+  /** Adds bytes; they are read by the following calls to `next()`. */
+  push(chunk: Buffer): void {
+    if (this.state === 'failed' || chunk.length === 0) return;
     this.chunks.push(chunk);
     this.bufferedBytes += chunk.length;
+  }
 
+  /** The next whole frame, the protocol error that stops the stream, or undefined for "need more bytes". */
+  next(): Frame | ProtocolError | undefined {
     for (;;) {
       const result = this.step();
-      if (result === 'need-more-bytes') return results;
-      if (result === undefined) continue;
-      results.push(result);
-      if (result instanceof ProtocolError) {
-        this.fail();
-        return results;
-      }
+      if (result === 'need-more-bytes') return undefined;
+      if (result === undefined) continue; // moved to the next state
+      if (result instanceof ProtocolError) this.fail();
+      return result;
     }
   }
 

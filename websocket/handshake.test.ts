@@ -45,8 +45,8 @@ describe('the opening handshake (RFC 6455 §4.2)', () => {
   test('a valid upgrade is answered 101 Switching Protocols with the accept value', () => {
     const answer = handshake({}, { url: '/echo?x=1' });
     assert.ok(answer.accepted);
-    assert.equal(answer.path, '/echo');
-    assert.equal(answer.query.get('x'), '1');
+    assert.equal(answer.url.pathname, '/echo');
+    assert.equal(answer.url.searchParams.get('x'), '1');
     assert.equal(answer.protocol, undefined);
     assert.equal(
       answer.response,

@@ -39,8 +39,8 @@ const KEY_PATTERN = /^[A-Za-z0-9+/]{22}==$/;
 const TOKEN_PATTERN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 export interface HandshakeRequest {
-  method: string | undefined;
-  url: string | undefined;
+  method?: string | undefined;
+  url?: string | undefined;
   headers: IncomingHttpHeaders;
 }
 
@@ -56,8 +56,8 @@ export interface HandshakeOptions {
 export type HandshakeAnswer =
   | {
       accepted: true;
-      path: string;
-      query: URLSearchParams;
+      /** The request target; only its path and query mean anything. */
+      url: URL;
       /** The subprotocol chosen, if the client offered one the endpoint speaks. */
       protocol: string | undefined;
       /** The 101 response, ready to write on the socket. */
@@ -131,8 +131,7 @@ export function answerHandshake(request: HandshakeRequest, options: HandshakeOpt
   if (protocol !== undefined) lines.push(`Sec-WebSocket-Protocol: ${protocol}`);
   return {
     accepted: true,
-    path: target.pathname,
-    query: target.searchParams,
+    url: target,
     protocol,
     response: lines.join('\r\n') + '\r\n\r\n',
   };

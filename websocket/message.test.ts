@@ -88,12 +88,28 @@ describe('the message size limit (1009)', () => {
     const assembler = new MessageAssembler(1000);
     const parser = new FrameParser({ role: 'server', maxPayloadBytes: 1000, checkHeader: (header) => assembler.checkHeader(header) });
     const maskKey = hex('01 02 03 04');
-    const first = parser.push(encodeFrame(Opcode.BINARY, Buffer.alloc(600), { fin: false, maskKey }));
-    assert.equal(assembler.addFrame(first[0] as Frame), undefined);
+    parser.push(encodeFrame(Opcode.BINARY, Buffer.alloc(600), { fin: false, maskKey }));
+    assert.equal(assembler.addFrame(parser.next() as Frame), undefined);
     // Only the 8-byte header of a 600-byte continuation: 600 + 600 > 1000.
     const header = encodeFrame(Opcode.CONTINUATION, Buffer.alloc(600), { maskKey }).subarray(0, 8);
-    const [error] = parser.push(Buffer.from(header));
-    expectError(error, CloseCode.MESSAGE_TOO_BIG);
+    parser.push(Buffer.from(header));
+    expectError(parser.next(), CloseCode.MESSAGE_TOO_BIG);
+  });
+
+  test('wired into the parser, a first fragment and its continuation in one chunk are accepted', () => {
+    // The continuation's header is checked only after the first fragment was added.
+    const assembler = new MessageAssembler(1000);
+    const parser = new FrameParser({ role: 'server', maxPayloadBytes: 1000, checkHeader: (header) => assembler.checkHeader(header) });
+    const maskKey = hex('01 02 03 04');
+    parser.push(
+      Buffer.concat([
+        encodeFrame(Opcode.TEXT, Buffer.from('Hel'), { fin: false, maskKey }),
+        encodeFrame(Opcode.CONTINUATION, Buffer.from('lo'), { maskKey }),
+      ]),
+    );
+    assert.equal(assembler.addFrame(parser.next() as Frame), undefined);
+    expectMessage(assembler.addFrame(parser.next() as Frame), false, 'Hello');
+    assert.equal(parser.next(), undefined);
   });
 });
 

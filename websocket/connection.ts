@@ -1,0 +1,274 @@
+/**
+ * One WebSocket connection: the socket after the 101, and everything that happens
+ * on it until the TCP connection is gone.
+ *
+ *     socket bytes → FrameParser → MessageAssembler → message / ping / pong / close
+ *     send…()      → encodeFrameHeader + payload   → socket
+ *
+ * The object owns its socket and its two timers (heartbeat, close deadline); they
+ * are released in one place, `tearDown()`, which runs once, on the socket's
+ * 'close' event, however the connection ended.
+ *
+ * Closing (§7):
+ * - We close: send a close frame, keep reading until the peer's close frame
+ *   arrives, then end TCP. §7.1.1: "the server SHOULD close [the TCP connection]
+ *   first", so the server's port is the one left in TIME_WAIT, not the client's.
+ * - The peer closes: answer with a close frame echoing its code (§5.5.1), end TCP.
+ * - A protocol error: send a close frame with the error's code, end TCP at once
+ *   without waiting for an answer (§7.1.7 "Fail the WebSocket Connection").
+ * - In every case a peer that does not finish closing within the deadline is cut.
+ *
+ * Liveness: every `heartbeatMs` the server pings; a peer that has not answered one
+ * ping by the time of the next is dropped (§5.5.2: "a Pong frame sent in response
+ * to a Ping frame"). It is what keeps proxies from cutting an idle connection, and
+ * what finds a peer whose network vanished without a FIN.
+ *
+ * Backpressure: a peer that does not read makes our unsent bytes pile up in the
+ * socket. Past `maxBufferedBytes` the connection is cut instead of letting memory
+ * grow; a close frame would only join the queue the peer is not reading.
+ */
+import type { Duplex } from 'node:stream';
+import {
+  CloseCode,
+  encodeClosePayload,
+  encodeFrameHeader,
+  FrameParser,
+  Opcode,
+  ProtocolError,
+} from './frame.ts';
+import { MessageAssembler, type MessageEvent } from './message.ts';
+import { SHUTDOWN_GRACE_MS } from '../shared/lifecycle.ts';
+
+/**
+ * How long a peer gets to finish a close handshake (or to close TCP after ours).
+ * Shorter than the server's shutdown grace, so a shutdown's 1001 closes end
+ * cleanly before the server would cut them.
+ */
+export const CLOSE_TIMEOUT_MS = Math.floor((SHUTDOWN_GRACE_MS * 2) / 3);
+
+/**
+ * Below this size a frame's header and payload are copied into one buffer and
+ * written once; above it they are written separately (corked into one writev), so
+ * a large payload is never copied.
+ */
+const COPY_PAYLOAD_BELOW_BYTES = 16 * 1024;
+
+export interface ConnectionOptions {
+  /** Largest message accepted, over all its fragments; more is a 1009. */
+  maxMessageBytes: number;
+  /** Ping interval; a peer silent for a whole interval after a ping is dropped. */
+  heartbeatMs: number;
+  /** Unsent bytes allowed to pile up before the peer is cut for not reading. */
+  maxBufferedBytes: number;
+  /** Close handshake deadline; tests shorten it. */
+  closeTimeoutMs?: number;
+}
+
+export interface ConnectionHandlers {
+  /** A whole text (binary = false, data is valid UTF-8) or binary message. */
+  onMessage?(data: Buffer, binary: boolean): void;
+  /**
+   * Called once, when the TCP connection is gone. `code` is the peer's close code,
+   * 1005 if its close frame had none, 1006 if it sent no close frame (§7.1.5).
+   */
+  onClose?(code: number, reason: string): void;
+}
+
+export type ConnectionState = 'open' | 'closing' | 'closed';
+
+export class WebSocketConnection {
+  private readonly assembler: MessageAssembler;
+  private readonly parser: FrameParser;
+  private closeSent = false;
+  private closeReceived = false;
+  private failed = false;
+  private tcpClosed = false;
+  /** What `onClose` reports; stays 1006 unless a close frame arrives. */
+  private peerCloseCode: number = CloseCode.ABNORMAL_CLOSURE;
+  private peerCloseReason = '';
+  private awaitingPong = false;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private closeDeadline: NodeJS.Timeout | undefined;
+
+  private handlers: ConnectionHandlers = {};
+
+  constructor(
+    private readonly socket: Duplex,
+    private readonly options: ConnectionOptions,
+  ) {
+    this.assembler = new MessageAssembler(options.maxMessageBytes);
+    this.parser = new FrameParser({
+      role: 'server',
+      maxPayloadBytes: options.maxMessageBytes,
+      checkHeader: (header) => this.assembler.checkHeader(header),
+    });
+  }
+
+  /**
+   * Starts reading and pinging, reporting to `handlers`. `head` is what the client
+   * sent right after its handshake, before node handed over the socket: possibly
+   * its first frames.
+   */
+  start(handlers: ConnectionHandlers, head: Buffer = Buffer.alloc(0)): void {
+    this.handlers = handlers;
+    this.socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    this.socket.on('error', () => this.socket.destroy()); // ECONNRESET and the like: 'close' follows
+    // node's HTTP server keeps sockets half-open; when the peer ends its side, end ours.
+    this.socket.on('end', () => this.endTcp());
+    this.socket.on('close', () => this.tearDown());
+    this.heartbeat = setInterval(() => this.checkPeerIsAlive(), this.options.heartbeatMs);
+    if (head.length > 0) this.receive(head);
+  }
+
+  get state(): ConnectionState {
+    if (this.tcpClosed) return 'closed';
+    return this.closeSent ? 'closing' : 'open';
+  }
+
+  /** Sends a text message; ignored once closing (§5.5.1: no data after a close frame). */
+  sendText(text: string): void {
+    this.sendFrame(Opcode.TEXT, Buffer.from(text, 'utf8'));
+  }
+
+  /** Sends a message as one frame: text (data must be UTF-8) or binary. */
+  sendMessage(data: Buffer, binary: boolean): void {
+    this.sendFrame(binary ? Opcode.BINARY : Opcode.TEXT, data);
+  }
+
+  /**
+   * Starts the closing handshake (§7.1.2): a close frame now, TCP ends when the
+   * peer answers, or after the close timeout if it does not.
+   */
+  close(code: number = CloseCode.NORMAL, reason = ''): void {
+    if (this.closeSent || this.tcpClosed) return;
+    this.sendClose(encodeClosePayload(code, reason));
+    this.armCloseDeadline();
+  }
+
+  /** Cuts the TCP connection without a close frame (the peer sees 1006). */
+  terminate(): void {
+    this.socket.destroy();
+  }
+
+  // -------------------------------------------------------------------------
+  // Receiving
+  // -------------------------------------------------------------------------
+
+  private receive(chunk: Buffer): void {
+    // After the peer's close frame or a protocol error nothing it sends matters.
+    if (this.closeReceived || this.failed) return;
+    this.parser.push(chunk);
+    for (let frame = this.parser.next(); frame !== undefined; frame = this.parser.next()) {
+      if (frame instanceof ProtocolError) return this.fail(frame);
+      const event = this.assembler.addFrame(frame);
+      if (event === undefined) continue; // a fragment, kept for later
+      if (event instanceof ProtocolError) return this.fail(event);
+      this.dispatch(event);
+      if (this.closeReceived || this.failed || this.tcpClosed) return;
+    }
+  }
+
+  private dispatch(event: MessageEvent): void {
+    switch (event.type) {
+      case 'message':
+        // §7.1.2: once our close frame is out we may discard what still arrives.
+        if (this.closeSent) return;
+        try {
+          this.handlers.onMessage?.(event.data, event.binary);
+        } catch (error) {
+          console.error('websocket message handler failed:', error);
+          this.fail(new ProtocolError(CloseCode.INTERNAL_ERROR, 'internal error'));
+        }
+        return;
+      case 'ping':
+        // §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame
+        // in response", with "identical Application data" (§5.5.3).
+        if (!this.closeSent) this.writeFrame(Opcode.PONG, event.payload);
+        return;
+      case 'pong':
+        // §5.5.3: a pong may also come unasked; any pong shows the peer is there.
+        this.awaitingPong = false;
+        return;
+      case 'close':
+        this.closeReceived = true;
+        this.peerCloseCode = event.code ?? CloseCode.NO_STATUS_RECEIVED;
+        this.peerCloseReason = event.reason;
+        // §5.5.1: answer with a close frame, "typically echoing the status code it
+        // received"; an empty close is answered with an empty one.
+        if (!this.closeSent) this.sendClose(event.code === undefined ? Buffer.alloc(0) : encodeClosePayload(event.code));
+        this.endTcp();
+        return;
+    }
+  }
+
+  /** §7.1.7: send a close frame saying why (if none was sent yet), then end TCP. */
+  private fail(error: ProtocolError): void {
+    this.failed = true;
+    if (!this.closeSent) this.sendClose(encodeClosePayload(error.code, error.reason));
+    this.endTcp();
+  }
+
+  // -------------------------------------------------------------------------
+  // Sending
+  // -------------------------------------------------------------------------
+
+  private sendFrame(opcode: number, payload: Buffer): void {
+    if (this.closeSent || this.tcpClosed) return;
+    this.writeFrame(opcode, payload);
+  }
+
+  private sendClose(payload: Buffer): void {
+    this.closeSent = true;
+    this.writeFrame(Opcode.CLOSE, payload);
+  }
+
+  private writeFrame(opcode: number, payload: Buffer): void {
+    if (this.tcpClosed || !this.socket.writable) return;
+    if (this.socket.writableLength > this.options.maxBufferedBytes) {
+      // The peer stopped reading: drop it rather than buffer without bound.
+      this.terminate();
+      return;
+    }
+    const header = encodeFrameHeader(opcode, payload.length);
+    if (payload.length < COPY_PAYLOAD_BELOW_BYTES) {
+      this.socket.write(Buffer.concat([header, payload]));
+      return;
+    }
+    this.socket.cork();
+    this.socket.write(header);
+    this.socket.write(payload);
+    this.socket.uncork();
+  }
+
+  // -------------------------------------------------------------------------
+  // Timers and teardown
+  // -------------------------------------------------------------------------
+
+  private checkPeerIsAlive(): void {
+    if (this.awaitingPong) {
+      this.terminate(); // no pong since the last ping: the peer is gone or stuck
+      return;
+    }
+    this.awaitingPong = true;
+    this.writeFrame(Opcode.PING, Buffer.alloc(0));
+  }
+
+  /** Ends our side of TCP (a FIN after what is queued) and waits for the peer's. */
+  private endTcp(): void {
+    this.socket.end();
+    this.armCloseDeadline();
+  }
+
+  private armCloseDeadline(): void {
+    clearTimeout(this.closeDeadline);
+    this.closeDeadline = setTimeout(() => this.terminate(), this.options.closeTimeoutMs ?? CLOSE_TIMEOUT_MS);
+  }
+
+  private tearDown(): void {
+    if (this.tcpClosed) return;
+    this.tcpClosed = true;
+    clearInterval(this.heartbeat);
+    clearTimeout(this.closeDeadline);
+    this.handlers.onClose?.(this.peerCloseCode, this.peerCloseReason);
+  }
+}
