@@ -166,6 +166,25 @@ describe('startServer', () => {
     }
   });
 
+  for (const [what, request, status] of [
+    ['a malformed request line', 'NOT HTTP AT ALL\r\n\r\n', 400],
+    ['a bad header', 'GET / HTTP/1.1\r\nHost x\r\n\r\n', 400],
+    ['headers over 16 KiB', `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
+  ] as const) {
+    test(`${what} is answered ${status} with a short plain-text body`, async () => {
+      const server = await startTestServer(createFixture);
+      try {
+        const response = await rawRequest(server.port, request);
+        assert.equal(response.status, status);
+        assert.match(response.headers['content-type'] ?? '', /^text\/plain/);
+        assert.ok(response.body.length > 0);
+        assert.equal((await fetch(new URL('file.txt', server.url))).status, 200);
+      } finally {
+        await server.close();
+      }
+    });
+  }
+
   test('a throwing handler is answered 500 and a throwing shutdown is logged', async (t) => {
     const logged = t.mock.method(console, 'error', () => {});
     const server = await startServer(

@@ -17,7 +17,8 @@
  * they go idle, and after SHUTDOWN_GRACE_MS cut whatever is still open. It does
  * not wait for a client to read what was written last.
  */
-import http from 'node:http';
+import http, { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -67,6 +68,7 @@ export async function startServer(create: CreateTechnique, options: StartOptions
       sendText(res, 500, 'Internal server error');
     }
   });
+  server.on('clientError', answerClientError);
   server.on('upgrade', (req, socket, head) => {
     if (technique.upgrade) technique.upgrade(req, socket, head);
     else socket.end('HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 10\r\nConnection: close\r\n\r\nNot found\n');
@@ -85,6 +87,28 @@ export async function startServer(create: CreateTechnique, options: StartOptions
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => (closing ??= shutDown(server, technique));
   return { url, port, server, log, config, technique, close };
+}
+
+/**
+ * Requests node:http could not parse (malformed request line, headers too
+ * large, a request that took too long to arrive) get a status with a one-line
+ * text body like every other error here, instead of node's empty answer.
+ */
+function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
+  const response = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (error.code === 'ECONNRESET' || !socket.writable || response?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const status =
+    error.code === 'HPE_HEADER_OVERFLOW' ? 431
+    : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408
+    : 400;
+  const body = `${STATUS_CODES[status]}\n`;
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+      `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 function shutDown(server: http.Server, technique: Technique): Promise<void> {
