@@ -1,0 +1,276 @@
+/**
+ * The long-polling client: the documents' SubscribePane loop, made to lose
+ * nothing and to survive real networks.
+ *
+ * The documents (javascript.info, seeds/004) do, in a function that calls
+ * itself:
+ *
+ *     502            → subscribe again at once (the proxy gave up on a held request)
+ *     other non-200  → show response.statusText, wait 1 s, subscribe again
+ *     200            → show the body, subscribe again
+ *
+ * This client keeps that table and fixes what it leaves out:
+ * - a loop, not recursion: `await subscribe()` inside subscribe() grows a chain
+ *   of pending promises, one per message, for as long as the page is open;
+ * - a cursor: each request says `since=<last id seen>`, so a message published
+ *   while this client was between two requests comes in the next answer;
+ * - 204 (the server's "nothing yet") and 504 (a gateway timeout) are normal
+ *   ends of a poll: ask again at once. A 502/504 that repeats (a proxy whose
+ *   server is down answers at once, every time) backs off instead of spinning;
+ * - a network error (fetch throws) is retried with a growing, jittered delay
+ *   (Backoff) instead of killing the loop with an unhandled rejection;
+ * - a poll that gets no answer long after the server's timeout is abandoned and
+ *   sent again: a connection can die silently (a NAT forgetting it, a laptop
+ *   lid), and nothing else would ever tell;
+ * - when the tab becomes visible or the network comes back, it asks again at
+ *   once (onWake), without waiting out a back-off or a dead request.
+ *
+ * Messages go through Delivery (exactly once, in id order, gaps reported), and
+ * the page shows them with textContent only (ChatView): never HTML.
+ */
+import { Backoff, type BackoffOptions } from '../shared/browser/backoff.ts';
+import { ChatView, PublishForm } from '../shared/browser/chat-view.ts';
+import {
+  Delivery,
+  onWake,
+  sleep,
+  type ClientObserver,
+  type ClientOptions,
+  type ConnectionState,
+  type PushClient,
+} from '../shared/browser/client.ts';
+import { parseMessageList, type ChatMessage } from '../shared/browser/messages.ts';
+
+export { ChatView, PublishForm };
+
+/**
+ * How long a poll may stay unanswered before it is given up and sent again:
+ * the server's POLL_TIMEOUT_MS (25 s by default) plus room for a slow network.
+ * A server configured to hold longer needs a larger value (`pollDeadlineMs`);
+ * too small costs an extra request per poll, never a message.
+ */
+export const POLL_DEADLINE_MS = 25_000 + 10_000;
+
+export interface LongPollingOptions extends ClientOptions {
+  /** See POLL_DEADLINE_MS. */
+  pollDeadlineMs?: number;
+  /** Delays between failed attempts: from 1 s as in the documents, doubling up to 30 s. */
+  backoff?: BackoffOptions;
+}
+
+/** What one answer to `GET subscribe` means for the loop; pure, see classify(). */
+export type Outcome =
+  /** 200 with messages: show them, ask again after the last one. */
+  | { kind: 'messages'; messages: ChatMessage[] }
+  /** 204 (or a 200 with none): nothing yet, ask again at once. */
+  | { kind: 'again' }
+  /** 502/504: a proxy or gateway ended the poll; reconnect at once (the documents' case). */
+  | { kind: 'gateway'; detail: string }
+  /** Any other status, or a 200 that is not a message list: show it, retry after a delay. */
+  | { kind: 'error'; detail: string }
+  /** No answer at all: fetch threw (refused, reset, offline) or the connection was cut. */
+  | { kind: 'network'; detail: string };
+
+/** The documents' if/else chain, as a table from an HTTP answer to the next step. */
+export function classify(status: number, statusText: string, body: string): Outcome {
+  const detail = `${status}${statusText ? ` ${statusText}` : ''}`;
+  if (status === 204) return { kind: 'again' };
+  if (status === 502 || status === 504) return { kind: 'gateway', detail };
+  if (status !== 200) return { kind: 'error', detail };
+  const messages = parseMessageList(body);
+  if (!messages) return { kind: 'error', detail: `${detail}, but not a list of messages` };
+  return messages.length > 0 ? { kind: 'messages', messages } : { kind: 'again' };
+}
+
+/** Why this client aborted its own request. */
+type AbortReason =
+  /** stop(): the loop ends. */
+  | 'stop'
+  /** cut(): treated as the network failure it imitates. */
+  | 'cut'
+  /** The page woke up, or the poll outlived POLL_DEADLINE_MS: ask again at once. */
+  | 'restart';
+
+class LongPollingClient implements PushClient {
+  readonly #endpoint: URL;
+  readonly #observer: ClientObserver;
+  readonly #delivery: Delivery;
+  readonly #backoff: Backoff;
+  readonly #deadlineMs: number;
+  /** Set while running; stop() aborts it. */
+  #running: AbortController | undefined;
+  /** The request in flight, if any, and why it was aborted. */
+  #request: { controller: AbortController; reason?: AbortReason } | undefined;
+  /** The wait between two attempts, if any; a wake-up cuts it short. */
+  #nap: AbortController | undefined;
+  #forgetWake: (() => void) | undefined;
+  #state: string | undefined;
+
+  constructor(endpoint: URL, observer: ClientObserver, options: LongPollingOptions) {
+    this.#endpoint = endpoint;
+    this.#observer = observer;
+    this.#delivery = new Delivery(observer, options.since ?? 0);
+    this.#backoff = new Backoff(options.backoff);
+    this.#deadlineMs = options.pollDeadlineMs ?? POLL_DEADLINE_MS;
+  }
+
+  get lastId(): number {
+    return this.#delivery.lastId;
+  }
+
+  start(): void {
+    if (this.#running) return;
+    const running = new AbortController();
+    this.#running = running;
+    this.#forgetWake = onWake(() => this.#wake());
+    void this.#loop(running.signal);
+  }
+
+  stop(): void {
+    if (!this.#running) return;
+    this.#running.abort();
+    this.#running = undefined;
+    this.#abortRequest('stop');
+    this.#nap?.abort();
+    this.#forgetWake?.();
+    this.#setState('closed');
+  }
+
+  cut(): void {
+    this.#abortRequest('cut');
+  }
+
+  #wake(): void {
+    this.#nap?.abort();
+    this.#abortRequest('restart');
+  }
+
+  #abortRequest(reason: AbortReason): void {
+    const request = this.#request;
+    if (!request || request.controller.signal.aborted) return;
+    request.reason = reason;
+    request.controller.abort();
+  }
+
+  /** The documents' subscribe(), as a loop that only stop() ends. */
+  async #loop(stopped: AbortSignal): Promise<void> {
+    let gatewayErrors = 0; // 502/504 in a row
+    this.#setState('connecting');
+    while (!stopped.aborted) {
+      const outcome = await this.#poll();
+      if (stopped.aborted) return;
+
+      let delay = 0;
+      switch (outcome.kind) {
+        case 'restart':
+          break; // asked again at once, nothing learnt about the server
+        case 'messages':
+        case 'again':
+          if (outcome.kind === 'messages') for (const message of outcome.messages) this.#delivery.receive(message);
+          gatewayErrors = 0;
+          this.#backoff.reset();
+          this.#setState('open');
+          break;
+        case 'gateway':
+          // Once is a poll that a proxy timed out: reconnect now. Again and
+          // again is a proxy answering for a server that is down: back off.
+          if (gatewayErrors++ > 0) delay = this.#backoff.next();
+          this.#setState(delay > 0 ? 'retrying' : 'connecting', outcome.detail);
+          break;
+        case 'error':
+        case 'network':
+          gatewayErrors = 0;
+          delay = this.#backoff.next();
+          this.#setState(outcome.kind === 'network' && navigator.onLine === false ? 'offline' : 'retrying', outcome.detail);
+          break;
+      }
+      if (delay > 0) {
+        const nap = new AbortController();
+        this.#nap = nap;
+        await sleep(delay, nap.signal);
+        this.#nap = undefined;
+        if (!stopped.aborted && this.#state !== 'open') this.#setState('connecting');
+      }
+    }
+  }
+
+  /** One request: `GET subscribe?since=<last id>`, and what its answer means. */
+  async #poll(): Promise<Outcome | { kind: 'restart' }> {
+    const controller = new AbortController();
+    const request: { controller: AbortController; reason?: AbortReason } = { controller };
+    this.#request = request;
+    const deadline = setTimeout(() => this.#abortRequest('restart'), this.#deadlineMs);
+    try {
+      const url = new URL(this.#endpoint);
+      url.searchParams.set('since', String(this.#delivery.lastId));
+      this.#observer.request?.();
+      // `no-store` as the server says too: the browser's own cache must never answer a poll.
+      const response = await fetch(url, { signal: controller.signal, cache: 'no-store' });
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      this.#observer.bytes?.(bytes.byteLength);
+      return classify(response.status, response.statusText, new TextDecoder().decode(bytes));
+    } catch (error) {
+      // Whatever the answer carried and was not read comes again: the next
+      // request asks from the same `since`.
+      if (request.reason === 'restart' || request.reason === 'stop') return { kind: 'restart' };
+      if (request.reason === 'cut') return { kind: 'network', detail: 'connection cut' };
+      return { kind: 'network', detail: error instanceof Error ? error.message : String(error) };
+    } finally {
+      clearTimeout(deadline);
+      if (this.#request === request) this.#request = undefined;
+    }
+  }
+
+  #setState(state: ConnectionState, detail?: string): void {
+    const key = `${state} ${detail ?? ''}`;
+    if (key === this.#state) return; // a poll every few seconds is not news
+    this.#state = key;
+    this.#observer.state(state, detail);
+  }
+}
+
+/**
+ * A client that long-polls `subscribe` under `base` (the folder's URL, e.g.
+ * `https://example.org/long-polling/`). Not started: call start().
+ */
+export function createClient(base: URL, observer: ClientObserver, options: LongPollingOptions = {}): PushClient {
+  return createSubscriber(new URL('subscribe', base), observer, options);
+}
+
+/** The same, for a full endpoint URL (extra query parameters are kept). */
+export function createSubscriber(endpoint: URL, observer: ClientObserver, options: LongPollingOptions = {}): PushClient {
+  return new LongPollingClient(endpoint, observer, options);
+}
+
+export interface SubscribePaneOptions extends LongPollingOptions {
+  /** Where the connection state is shown (ChatView's state line). */
+  status?: HTMLElement | null;
+}
+
+/**
+ * The documents' SubscribePane: shows every message `url` delivers in `elem`,
+ * as text. `url` is relative to the page, as in the documents
+ * (`new SubscribePane(elem, 'subscribe')`). Starts at once.
+ */
+export class SubscribePane {
+  readonly view: ChatView;
+  readonly client: PushClient;
+
+  constructor(elem: HTMLElement, url: string | URL = 'subscribe', options: SubscribePaneOptions = {}) {
+    this.view = new ChatView(elem, options.status ?? null);
+    const observer = this.view.observer();
+    let failing = false;
+    this.client = createSubscriber(new URL(url, document.baseURI), {
+      ...observer,
+      state: (state, detail) => {
+        observer.state(state, detail);
+        // The documents show an error in the pane; do it once per outage, not at every retry.
+        const failed = state === 'retrying' || state === 'offline';
+        if (failed && !failing) this.view.showNotice(`Connection problem: ${detail ?? state}; retrying.`);
+        if (state === 'open' && failing) this.view.showNotice('Connected again.');
+        if (failed || state === 'open') failing = failed;
+      },
+    }, options);
+    this.client.start();
+  }
+}
