@@ -1,0 +1,302 @@
+/**
+ * Server-Sent Events (WHATWG HTML §9.2), on node:http, resuming where they stopped.
+ *
+ * One long HTTP response that never ends: the browser opens it with
+ * `new EventSource('events')`, the server keeps writing small text blocks
+ * (events) into it, and the browser fires one DOM event per block. One way only:
+ * the browser talks back with ordinary requests (here `POST /publish`).
+ *
+ *     $ curl -N -H 'Accept: text/event-stream' -H 'Last-Event-ID: 1' http://127.0.0.1:8080/events
+ *     retry: 500                                       reconnect 500 ms after a drop
+ *
+ *     id: 2                                            replay: what came after id 1
+ *     data: {"id":2,"text":"hello","time":1763712000000}
+ *
+ *     event: ping                                      the documents' ping, every 5 s
+ *     data: {"time":"2026-11-21T08:00:00.000Z"}
+ *
+ *     : keep-alive                                     a comment every HEARTBEAT_MS
+ *
+ * The format (§9.2.5, event-stream.ts) is `field: value` lines; a blank line
+ * dispatches. Unnamed events reach `onmessage`; `event: ping` reaches
+ * `addEventListener('ping', …)`.
+ *
+ * Automatic reconnection (§9.2.3): when the response ends or the network drops,
+ * the browser reconnects by itself after `retry` ms and sends the last `id:` it
+ * saw as the `Last-Event-ID` header. With consecutive ids and a message log,
+ * the server replays exactly what was missed. That is the point of this folder;
+ * the documents' snippets send no ids, so every drop loses messages.
+ * The browser gives up for good (readyState CLOSED) on a non-200 answer or a
+ * wrong Content-Type: browser.ts then reopens with `?since=` and a back-off.
+ *
+ * Limits worth knowing: over HTTP/1.1 a browser opens at most 6 connections per
+ * origin, and each EventSource holds one for good, so a 7th tab of the same
+ * site stalls (HTTP/2 multiplexes them and lifts that). Text only (no binary),
+ * and no request headers of your own from EventSource (no Authorization).
+ *
+ * Spec sections: WHATWG HTML §9.2.4 (the connection: 200 + text/event-stream,
+ * otherwise fail), §9.2.5 (the format), §9.2.6 (parsing), §9.2.7 (comments
+ * as keep-alive against proxies); RFC 9110 §12.5.1 (Accept, the 406); RFC 6202
+ * §5.5 (timeouts on intermediaries).
+ *
+ * Left out on purpose: compression (a stream compressed by a proxy or by us
+ * waits for the compressor's buffer: see README), HTTP/2 (node:http is
+ * HTTP/1.1 here), and authentication (same as every folder).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { allowMethods, guard, HttpError, parseCursor, parseSince, requestUrl } from '../shared/http.ts';
+import { isEntryPoint, runStandalone } from '../shared/lifecycle.ts';
+import type { Message, MessageLog, Unsubscribe } from '../shared/message-log.ts';
+import { handlePublish } from '../shared/publish.ts';
+import { createSite } from '../shared/site.ts';
+import type { Technique, TechniqueContext } from '../shared/technique.ts';
+import { acceptsEventStream, formatComment, formatEvent, formatRetry } from './event-stream.ts';
+
+/**
+ * Reconnection delay sent as `retry:` (the documents' value). The browser's own
+ * default is a few seconds; 500 ms makes a dropped connection heal before a
+ * reader notices.
+ */
+export const RETRY_MS = 500;
+
+/** The documents' ping (`event: ping`, `{"time": …}`): one at once, then this often. */
+export const PING_INTERVAL_MS = 5_000;
+
+/**
+ * Unsent bytes a live stream may hold before the reader counts as too slow and
+ * the stream is ended. A healthy reader on a bad network drains far faster than
+ * chat messages arrive; one that falls this far behind is stuck (a frozen tab,
+ * a dead NAT mapping) and would only grow a queue. Ending the stream costs it
+ * nothing: it reconnects with Last-Event-ID and the log replays.
+ */
+export const HIGH_WATER_MESSAGES = 16;
+
+const STREAM_HEADERS = {
+  'Content-Type': 'text/event-stream',
+  // no-cache: never answer an EventSource from a cache. no-transform: a proxy
+  // must not recompress or rewrite the body (RFC 9111 §5.2.2.6), which would
+  // buffer events until a compressor block fills.
+  'Cache-Control': 'no-cache, no-transform',
+  // nginx buffers proxied responses unless told not to, per response.
+  'X-Accel-Buffering': 'no',
+  'X-Content-Type-Options': 'nosniff',
+} as const;
+
+export interface SseTechnique extends Technique {
+  /** Streams open right now (tests check that none leak). */
+  readonly openStreams: number;
+}
+
+export const createSse = ({ log, config }: TechniqueContext): SseTechnique => {
+  const site = createSite(new URL('.', import.meta.url));
+  /** Every open stream; each removes itself exactly once when it ends. */
+  const streams = new Set<EventStream>();
+  // Room for HIGH_WATER_MESSAGES of the largest message. JSON escapes at most
+  // triple a UTF-8 byte's size ("\u0001" is 6 bytes for 1, "é" stays 2), plus framing.
+  const highWaterBytes = HIGH_WATER_MESSAGES * (3 * config.maxMessageBytes + 100);
+
+  function openEvents(req: IncomingMessage, res: ServerResponse): void {
+    if (!allowMethods(req, res, ['GET'])) return;
+    // RFC 9110 §15.5.7: 406 when no acceptable representation exists. The
+    // documents' check was `accept == 'text/event-stream'`, which refuses
+    // `text/event-stream, */*` and curl's `*/*`; see acceptsEventStream().
+    if (!acceptsEventStream(req.headers.accept)) {
+      throw new HttpError(406, 'GET /events answers text/event-stream only; send Accept: text/event-stream');
+    }
+    const since = resumePoint(req);
+    res.writeHead(200, STREAM_HEADERS);
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
+    const stream = new EventStream(res, log, {
+      since,
+      heartbeatMs: config.heartbeatMs,
+      highWaterBytes,
+      onEnd: () => streams.delete(stream),
+    });
+    streams.add(stream);
+    stream.start();
+  }
+
+  return {
+    handle: guard(async (req, res) => {
+      switch (requestUrl(req).pathname) {
+        case '/events':
+          return openEvents(req, res);
+        case '/publish':
+          return handlePublish(req, res, log, config.maxMessageBytes);
+        default:
+          return site(req, res);
+      }
+    }),
+    shutdown() {
+      for (const stream of streams) stream.end('server shutting down');
+    },
+    get openStreams() {
+      return streams.size;
+    },
+  };
+};
+
+/**
+ * Where a stream starts: after `Last-Event-ID` when the browser sends one (a
+ * reconnect, §9.2.4), else after `?since=N` (the page's first connection or a
+ * reopen after the browser gave up), else from the start of the backlog.
+ * Last-Event-ID wins: the URL of an EventSource never changes, so its `since`
+ * is as old as the EventSource, while the header is the newest position. A
+ * malformed value of either is a 400 (a misread cursor loses or repeats messages);
+ * an empty Last-Event-ID counts as absent (browsers never send one).
+ */
+export function resumePoint(req: IncomingMessage): number {
+  const since = parseSince(requestUrl(req));
+  // Node joins a repeated header with ", ", which parseCursor then refuses.
+  const header = req.headers['last-event-id'];
+  const value = Array.isArray(header) ? header.join(', ') : header;
+  if (value === undefined || value === '') return since;
+  return parseCursor(value, 'Last-Event-ID');
+}
+
+interface StreamOptions {
+  since: number;
+  heartbeatMs: number;
+  highWaterBytes: number;
+  /** Called once, when the stream has ended for whatever reason. */
+  onEnd: () => void;
+}
+
+/**
+ * One open `GET /events` response: its cursor, its timers, its subscription.
+ *
+ * It writes in two modes, because a replay and live messages differ in who
+ * sets the pace:
+ * - catching up: messages come from the log, as fast as the socket takes them.
+ *   When `res.write()` says the socket is full, it waits for 'drain' and picks
+ *   up from the log where it stopped. So a replay of the whole backlog never
+ *   sits in this process's memory at once, and the log is the only queue.
+ * - live: once caught up, `log.subscribe(listener, sent)` goes live in one
+ *   synchronous step (nothing published in between is lost or doubled). Now
+ *   the publisher sets the pace; a reader that leaves more than highWaterBytes
+ *   unsent is cut, and resumes by Last-Event-ID.
+ * A reader that takes nothing for a whole heartbeat interval while a replay
+ * waits for 'drain' is cut as well: it is stuck, not slow.
+ *
+ * Teardown: every way a stream ends (client gone, cut, shutdown) passes
+ * through #teardown, once, which clears the timers and the subscription.
+ */
+class EventStream {
+  readonly #res: ServerResponse;
+  readonly #log: MessageLog;
+  readonly #options: StreamOptions;
+  /** Id of the last message written; the client's Last-Event-ID once it reads it. */
+  #sent: number;
+  #unsubscribe: Unsubscribe | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #ping: NodeJS.Timeout | undefined;
+  #stalled: NodeJS.Timeout | undefined;
+  #ended = false;
+
+  constructor(res: ServerResponse, log: MessageLog, options: StreamOptions) {
+    this.#res = res;
+    this.#log = log;
+    this.#options = options;
+    this.#sent = options.since;
+  }
+
+  start(): void {
+    // 'close' is the one signal for "this response is over", whether the
+    // client went away (tab closed, network cut) or we ended it.
+    this.#res.on('close', () => this.#teardown());
+    // §9.2.5: `retry:` first, in a block of its own, so it applies to every
+    // reconnect; the blank line dispatches nothing (no data).
+    this.#res.write(formatRetry(RETRY_MS) + '\n');
+    // Node sends the headers with the first write, so the browser's onopen
+    // fires now, not when the first message comes.
+    this.#heartbeat = setInterval(() => this.#write(formatComment('keep-alive')), this.#options.heartbeatMs);
+    this.#ping = setInterval(() => this.#writePing(), PING_INTERVAL_MS);
+    this.#catchUp();
+    if (!this.#ended) this.#writePing();
+  }
+
+  /** Ends the response cleanly (the terminating chunk), saying why in a comment. */
+  end(reason: string): void {
+    if (this.#ended) return;
+    this.#res.end(formatComment(reason));
+    this.#teardown();
+  }
+
+  #catchUp = (): void => {
+    this.#clearStallTimer();
+    for (const message of this.#log.since(this.#sent)) {
+      if (this.#ended) return;
+      if (!this.#writeMessage(message)) {
+        // The socket holds enough: wait until it has sent it.
+        this.#res.once('drain', this.#catchUp);
+        // Nothing taken for a whole heartbeat interval: stuck, not slow.
+        this.#stalled = setTimeout(() => this.#cut(), this.#options.heartbeatMs);
+        return;
+      }
+    }
+    if (this.#ended) return;
+    // Caught up with the log: go live. `subscribe(…, sent)` replays whatever
+    // is newer than `sent` (nothing, as we are still in the same tick) and
+    // then listens, in one step.
+    this.#unsubscribe = this.#log.subscribe(this.#onLive, this.#sent);
+  };
+
+  #onLive = (message: Message): void => {
+    this.#writeMessage(message);
+    // Too far behind: cut it rather than queue more (see HIGH_WATER_MESSAGES).
+    if (this.#res.writableLength > this.#options.highWaterBytes) this.#cut();
+  };
+
+  /** Writes one message as `id:` + `data:`; false when the socket asks us to wait. */
+  #writeMessage(message: Message): boolean {
+    // Belt and braces: a message can reach us both from a replay and live only
+    // if the log misbehaves; never send an id twice.
+    if (message.id <= this.#sent) return true;
+    this.#sent = message.id;
+    // JSON.stringify never emits a raw line break, so this is one data: line.
+    return this.#write(formatEvent({ id: message.id, data: JSON.stringify(message) }));
+  }
+
+  #writePing(): void {
+    // The documents' ping, without an id: a ping must not move Last-Event-ID.
+    this.#write(formatEvent({ event: 'ping', data: JSON.stringify({ time: new Date().toISOString() }) }));
+  }
+
+  #write(text: string): boolean {
+    if (this.#ended) return true;
+    return this.#res.write(text);
+  }
+
+  /**
+   * Ends the stream abruptly: the bytes queued for this reader are dropped
+   * with the socket (that memory is the point). The browser sees a network
+   * error and reconnects with the last id it actually processed.
+   */
+  #cut(): void {
+    if (this.#ended) return;
+    this.#teardown();
+    this.#res.destroy();
+  }
+
+  #clearStallTimer(): void {
+    clearTimeout(this.#stalled);
+    this.#stalled = undefined;
+  }
+
+  #teardown(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    clearInterval(this.#heartbeat);
+    clearInterval(this.#ping);
+    this.#clearStallTimer();
+    this.#res.off('drain', this.#catchUp);
+    this.#unsubscribe?.();
+    this.#options.onEnd();
+  }
+}
+
+export default createSse;
+if (isEntryPoint(import.meta.url)) void runStandalone(createSse);
