@@ -9,11 +9,12 @@
  *     HTTP/1.1 200 OK
  *     Content-Type: application/json; charset=utf-8
  *     Cache-Control: no-cache
- *     ETag: "mi8l3c.1-2"
+ *     ETag: "l98t82.1-2"
  *
- *     [{"id":1,"text":"hi","time":1763712000000},{"id":2,"text":"there","time":1763712001000}]
- *     $ curl -i -H 'If-None-Match: "mi8l3c.1-2"' 'http://127.0.0.1:8080/messages?since=0'
- *     HTTP/1.1 304 Not Modified                      (nothing new: no body at all)
+ *     [{"id":1,"text":"hi","time":1795248073678},{"id":2,"text":"there","time":1795248073686}]
+ *     $ curl -i -H 'If-None-Match: "l98t82.1-2"' 'http://127.0.0.1:8080/messages?since=0'
+ *     HTTP/1.1 304 Not Modified                    (nothing new: headers only, no body)
+ *     ETag: "l98t82.1-2"
  *
  * The documents' version is `setInterval(() => fetch(url), 1000)` (seed 001),
  * and "regular polling", where the server keeps what arrived since the last
