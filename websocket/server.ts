@@ -254,4 +254,5 @@ class GithubEventFeed {
   }
 }
 
+export default createWebSocket;
 if (isEntryPoint(import.meta.url)) void runStandalone(createWebSocket);
