@@ -99,6 +99,39 @@ browserSuite('ajax-polling in Chromium', (browser) => {
     assert.equal(await page.getAttribute('.state', 'data-state'), 'open');
   });
 
+  test('a hidden tab slows down; shown again it polls at once; offline shows, online recovers', async () => {
+    const { server, wire } = await start();
+    // 2 s visible, so 20 s hidden: a poll within a few seconds of the tab
+    // being shown can only come from the wake-up.
+    const page = await browser.open(`${server.url}?interval=2000`, { allow: [/ERR_INTERNET_DISCONNECTED|Failed to fetch/] });
+    await page.waitForSelector('.state[data-state="open"]');
+    // A script as text: tsx would wrap the getters' functions in a helper the page does not have.
+    const setVisibility = (hidden: boolean) =>
+      page.evaluate(`
+        Object.defineProperty(document, 'hidden', { configurable: true, get() { return ${hidden}; } });
+        Object.defineProperty(document, 'visibilityState', { configurable: true, get() { return '${hidden ? 'hidden' : 'visible'}'; } });
+        document.dispatchEvent(new Event('visibilitychange'));
+      `);
+    await setVisibility(true);
+    const hiddenAt = Date.now();
+    // The first answer sent after this is read by a hidden page, which then waits 20 s.
+    await waitFor(() => wire.polls.some((poll) => (poll.answeredAt ?? 0) > hiddenAt), 15_000, 'a poll answered while hidden');
+    // Now the next poll is 20 s away: none comes in the next 3 s (1.5 visible intervals).
+    const quiet = wire.polls.length;
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    assert.equal(wire.polls.length, quiet, 'no poll at the visible interval while hidden');
+    const id = server.log.publish('while hidden').id;
+    await setVisibility(false);
+    await page.locator(`.message[data-id="${id}"]`).waitFor({ timeout: 10_000 });
+
+    await page.context().setOffline(true);
+    await page.waitForSelector('.state[data-state="offline"]', { timeout: 15_000 });
+    const back = server.log.publish('while offline').id;
+    await page.context().setOffline(false);
+    await page.locator(`.message[data-id="${back}"]`).waitFor({ timeout: 15_000 });
+    await page.waitForSelector('.state[data-state="open"]');
+  });
+
   test('the documents\' setInterval(fetch, …) against the same slow server piles requests up', async () => {
     // The control for the test above: it can tell the two loops apart.
     const { server, wire } = await start();

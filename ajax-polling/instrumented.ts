@@ -18,6 +18,8 @@ export interface PollRecord {
   /** Filled in when the answer has been sent. */
   status?: number;
   arrivedAt: number;
+  /** Date.now() when the answer was sent. */
+  answeredAt?: number;
 }
 
 export interface Instrument {
@@ -56,6 +58,7 @@ export function instrument(): Instrument {
           technique.handle(req, res);
         }
         record.status = res.statusCode;
+        record.answeredAt = Date.now();
       };
       return {
         ...technique,
