@@ -75,11 +75,16 @@ export const GITHUB_EVENT_INTERVAL_MS = 3_000;
 const GITHUB_EVENTS_MAX_MESSAGE_BYTES = 4 * 1024;
 
 /**
- * Unsent bytes a peer may leave unread before it is cut: room for this many
- * messages of the endpoint's largest size. More means the peer is not reading,
- * and the server would only be growing a queue for it.
+ * Unsent bytes a peer may leave unread before it is cut, counted in messages of
+ * the endpoint's largest size: a chat peer may fall this many full messages
+ * behind; an echo peer gets the reply to one message being written and one more.
+ * Past that the peer is not reading, and the server would only be growing a
+ * queue for it.
  */
-const BUFFERED_MESSAGES_PER_PEER = 16;
+const CHAT_MESSAGES_BUFFERED = 16;
+const ECHO_MESSAGES_BUFFERED = 2;
+/** A GitHub event is well under 1 KiB: this is dozens of unread events. */
+const GITHUB_EVENTS_BUFFERED_BYTES = 64 * 1024;
 
 interface Endpoint {
   /** Subprotocols it speaks (§1.9), offered by the client in the handshake. */
@@ -100,10 +105,10 @@ export const createWebSocket: CreateTechnique = ({ log, config }) => {
   /** Every open connection, so shutdown can close them all (one owner, one set). */
   const connections = new Set<WebSocketConnection>();
 
-  const limits = (maxMessageBytes: number): ConnectionOptions => ({
+  const limits = (maxMessageBytes: number, maxBufferedBytes: number): ConnectionOptions => ({
     maxMessageBytes,
+    maxBufferedBytes,
     heartbeatMs: config.heartbeatMs,
-    maxBufferedBytes: BUFFERED_MESSAGES_PER_PEER * maxMessageBytes,
   });
 
   const endpoints = new Map<string, Endpoint>([
@@ -111,17 +116,24 @@ export const createWebSocket: CreateTechnique = ({ log, config }) => {
       '/chat',
       {
         protocols: [CHAT_PROTOCOL],
-        options: limits(config.maxMessageBytes),
+        options: limits(config.maxMessageBytes, CHAT_MESSAGES_BUFFERED * config.maxMessageBytes),
         checkRequest: parseSince, // a malformed `since` is a 400
         open: (connection, url) => openChat(connection, parseSince(url), log),
       },
     ],
-    ['/echo', { protocols: [], options: limits(ECHO_MAX_MESSAGE_BYTES), open: openEcho }],
+    [
+      '/echo',
+      {
+        protocols: [],
+        options: limits(ECHO_MAX_MESSAGE_BYTES, ECHO_MESSAGES_BUFFERED * ECHO_MAX_MESSAGE_BYTES),
+        open: openEcho,
+      },
+    ],
     [
       '/githubEvents',
       {
         protocols: [],
-        options: limits(GITHUB_EVENTS_MAX_MESSAGE_BYTES),
+        options: limits(GITHUB_EVENTS_MAX_MESSAGE_BYTES, GITHUB_EVENTS_BUFFERED_BYTES),
         open: (connection) => githubEvents.add(connection),
       },
     ],

@@ -1,0 +1,282 @@
+/**
+ * The endpoints, through an independent client (the npm `ws` package) and, where
+ * a misbehaving peer is needed, through the raw test client.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+import { rawRequest, startTestServer, waitFor } from '../shared/testing/server.ts';
+import type { RunningServer } from '../shared/lifecycle.ts';
+import { CHAT_PROTOCOL, createWebSocket, ECHO_MAX_MESSAGE_BYTES } from './server.ts';
+import { Opcode } from './frame.ts';
+import { RawClient, upgradeRequest } from './test-client.ts';
+
+const MAX_MESSAGE_BYTES = 1024;
+
+/** A `ws` client that records what it receives. */
+class Peer {
+  readonly messages: Array<{ data: Buffer; binary: boolean }> = [];
+  closeCode: number | undefined;
+  /** How many of `messages` nextMessage() has handed out. */
+  private taken = 0;
+  readonly closed: Promise<number>;
+  readonly opened: Promise<void>;
+
+  constructor(readonly socket: WebSocket) {
+    socket.on('message', (data: Buffer, binary: boolean) => this.messages.push({ data, binary }));
+    this.closed = new Promise((resolve) =>
+      socket.on('close', (code: number) => {
+        this.closeCode = code;
+        resolve(code);
+      }),
+    );
+    this.opened = new Promise((resolve, reject) => {
+      socket.on('open', () => resolve());
+      socket.on('error', reject);
+    });
+  }
+
+  static async open(server: RunningServer, path: string, protocols?: string[]): Promise<Peer> {
+    const peer = new Peer(new WebSocket(new URL(path, server.url.replace('http', 'ws')), protocols));
+    await peer.opened;
+    return peer;
+  }
+
+  /** Waits until `count` messages have arrived; returns them as JSON. */
+  async json(count: number): Promise<Array<Record<string, unknown>>> {
+    await waitFor(() => this.messages.length >= count, 5_000, `${count} messages`);
+    return this.messages.slice(0, count).map((message) => JSON.parse(message.data.toString()));
+  }
+
+  async nextMessage(): Promise<{ data: Buffer; binary: boolean }> {
+    const count = this.taken + 1;
+    await waitFor(() => this.messages.length >= count || this.closeCode !== undefined, 20_000, 'a message');
+    assert.ok(this.messages.length >= count, `closed with ${this.closeCode} instead`);
+    return this.messages[this.taken++];
+  }
+}
+
+describe('interop with the ws package', () => {
+  let server: RunningServer;
+  before(async () => {
+    server = await startTestServer(createWebSocket, { maxMessageBytes: MAX_MESSAGE_BYTES });
+  });
+  after(() => server.close());
+
+  test('/echo returns text and binary unchanged at every length boundary, up to 16 MiB', async () => {
+    const peer = await Peer.open(server, '/echo');
+    for (const length of [0, 1, 125, 126, 127, 65535, 65536, 1024 * 1024]) {
+      const text = 'é'.repeat(length >> 1) + 'x'.repeat(length & 1);
+      peer.socket.send(text);
+      const echoed = await peer.nextMessage();
+      assert.equal(echoed.binary, false);
+      assert.equal(echoed.data.toString(), text, `text of ${length} bytes`);
+      const binary = Buffer.alloc(length, length & 0xff);
+      peer.socket.send(binary);
+      const back = await peer.nextMessage();
+      assert.equal(back.binary, true);
+      assert.ok(back.data.equals(binary), `binary of ${length} bytes`);
+    }
+    const largest = Buffer.alloc(ECHO_MAX_MESSAGE_BYTES, 7);
+    peer.socket.send(largest);
+    assert.ok((await peer.nextMessage()).data.equals(largest), '16 MiB');
+    peer.socket.close(1000);
+    assert.equal(await peer.closed, 1000);
+  });
+
+  test('/echo closes with 1009 when a message is over 16 MiB', async () => {
+    const peer = await Peer.open(server, '/echo');
+    peer.socket.send(Buffer.alloc(ECHO_MAX_MESSAGE_BYTES + 1));
+    assert.equal(await peer.closed, 1009);
+  });
+
+  test('a close code and reason from the client are echoed back', async () => {
+    const peer = await Peer.open(server, '/echo');
+    peer.socket.close(4000, 'done here');
+    assert.equal(await peer.closed, 4000);
+  });
+
+  test('no extension is agreed: the offered permessage-deflate is declined', async () => {
+    const peer = await Peer.open(server, '/echo');
+    assert.equal(peer.socket.extensions, '');
+    peer.socket.close();
+  });
+
+  test('two chat sockets both receive what one of them sends, as the message JSON with its sender', async () => {
+    const alice = await Peer.open(server, `/chat?since=${server.log.lastId}`);
+    const bob = await Peer.open(server, `/chat?since=${server.log.lastId}`);
+    alice.socket.send('hello from alice');
+    const [forAlice] = await alice.json(1);
+    const [forBob] = await bob.json(1);
+    assert.deepEqual(forAlice, forBob);
+    assert.equal(forAlice.text, 'hello from alice');
+    assert.equal(forAlice.id, server.log.lastId);
+    assert.match(String(forAlice.from), /^[0-9a-f]{4}$/);
+    alice.socket.close();
+    bob.socket.close();
+  });
+
+  test('a message from POST /publish reaches every chat socket', async () => {
+    const peer = await Peer.open(server, `/chat?since=${server.log.lastId}`);
+    const response = await fetch(new URL('publish', server.url), { method: 'POST', body: 'from HTTP' });
+    assert.equal(response.status, 201);
+    const [message] = await peer.json(1);
+    assert.deepEqual(message, await response.json());
+    peer.socket.close();
+  });
+
+  test('?since=N replays the messages after N first, then goes live', async () => {
+    const first = server.log.publish('one');
+    server.log.publish('two');
+    server.log.publish('three');
+    const peer = await Peer.open(server, `/chat?since=${first.id}`);
+    server.log.publish('four');
+    const texts = (await peer.json(3)).map((message) => message.text);
+    assert.deepEqual(texts, ['two', 'three', 'four']);
+    peer.socket.close();
+  });
+
+  test('the chat subprotocol is agreed when the client offers it', async () => {
+    const peer = await Peer.open(server, `/chat?since=${server.log.lastId}`, ['something-else', CHAT_PROTOCOL]);
+    assert.equal(peer.socket.protocol, CHAT_PROTOCOL);
+    peer.socket.close();
+  });
+
+  test('a binary frame on /chat closes with 1003', async () => {
+    const peer = await Peer.open(server, `/chat?since=${server.log.lastId}`);
+    peer.socket.send(Buffer.from('binary'));
+    assert.equal(await peer.closed, 1003);
+  });
+
+  test('a chat message over MAX_MESSAGE_BYTES closes with 1009, and nothing is published', async () => {
+    const before = server.log.lastId;
+    const peer = await Peer.open(server, `/chat?since=${before}`);
+    peer.socket.send('x'.repeat(MAX_MESSAGE_BYTES + 1));
+    assert.equal(await peer.closed, 1009);
+    assert.equal(server.log.lastId, before);
+  });
+
+  test('an empty chat message is not published', async () => {
+    const before = server.log.lastId;
+    const peer = await Peer.open(server, `/chat?since=${before}`);
+    peer.socket.send('');
+    peer.socket.send('not empty');
+    await peer.json(1);
+    assert.equal(server.log.lastId, before + 1);
+    peer.socket.close();
+  });
+
+  test('/githubEvents sends GitHub-shaped event objects as JSON text frames, the first at once', async () => {
+    const peer = await Peer.open(server, '/githubEvents');
+    const [event] = await peer.json(1);
+    assert.deepEqual(Object.keys(event).sort(), ['actor', 'created_at', 'id', 'payload', 'public', 'repo', 'type']);
+    assert.equal(typeof event.id, 'string');
+    assert.ok(!Number.isNaN(Date.parse(String(event.created_at))));
+    peer.socket.close();
+    await peer.closed;
+  });
+});
+
+describe('the handshake over HTTP', () => {
+  let server: RunningServer;
+  before(async () => {
+    server = await startTestServer(createWebSocket, { allowedOrigins: ['https://friend.example'] });
+  });
+  after(() => server.close());
+
+  test('a malformed since is 400 and no upgrade', async () => {
+    for (const since of ['abc', '-1', '1.5']) {
+      const response = await rawRequest(server.port, upgradeRequest(`/chat?since=${since}`));
+      assert.equal(response.status, 400, since);
+      assert.match(response.body, /since/);
+    }
+  });
+
+  test('a foreign Origin is 403; the server’s own and an allowed one are 101', async () => {
+    const own = `http://127.0.0.1`; // the Host the raw request sends
+    assert.equal((await rawRequest(server.port, upgradeRequest('/echo', { Origin: 'http://evil.example' }))).status, 403);
+    for (const origin of [own, 'https://friend.example']) {
+      const client = await RawClient.connect(server.port, upgradeRequest('/echo', { Origin: origin }));
+      assert.equal(client.status, 101, origin);
+      client.end();
+    }
+  });
+
+  test('a wrong version is 426 with Sec-WebSocket-Version: 13', async () => {
+    const request = upgradeRequest('/echo').replace('Sec-WebSocket-Version: 13', 'Sec-WebSocket-Version: 8');
+    const response = await rawRequest(server.port, request);
+    assert.equal(response.status, 426);
+    assert.equal(response.headers['sec-websocket-version'], '13');
+  });
+
+  test('an unknown path is 404', async () => {
+    assert.equal((await rawRequest(server.port, upgradeRequest('/nowhere'))).status, 404);
+  });
+
+  test('a plain GET on a WebSocket endpoint is 426 Upgrade Required', async () => {
+    const response = await rawRequest(server.port, 'GET /chat HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    assert.equal(response.status, 426);
+    assert.equal(response.headers.upgrade, 'websocket');
+  });
+
+  test('frames sent together with the handshake are read', async () => {
+    const frame = Buffer.from('818537fa213d7f9f4d5158', 'hex'); // "Hello", §5.7
+    const client = await RawClient.connect(server.port, Buffer.concat([Buffer.from(upgradeRequest('/echo')), frame]));
+    assert.equal((await client.nextMessage())?.data.toString(), 'Hello');
+    client.end();
+  });
+});
+
+describe('liveness, backpressure and shutdown', () => {
+  test('the server pings every HEARTBEAT_MS and drops a peer that has not answered by the next ping', async () => {
+    const server = await startTestServer(createWebSocket, { heartbeatMs: 30 });
+    try {
+      const silent = await RawClient.connect(server.port); // reads, never answers
+      const polite = await Peer.open(server, '/echo'); // ws answers pings by itself
+      await silent.closed;
+      assert.equal(silent.frames[0]?.opcode, Opcode.PING);
+      assert.ok(!silent.frames.some((frame) => frame.opcode === Opcode.CLOSE), 'cut, not closed: it would not answer');
+      // The polite peer has answered every ping meanwhile and is still there.
+      polite.socket.send('still here');
+      assert.equal((await polite.nextMessage()).data.toString(), 'still here');
+      polite.socket.close();
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('a chat peer that stops reading is cut once its unsent bytes pass the limit; the others go on', async () => {
+    const server = await startTestServer(createWebSocket, { maxMessageBytes: MAX_MESSAGE_BYTES });
+    try {
+      const stuck = await RawClient.connect(server.port, upgradeRequest('/chat'));
+      stuck.socket.pause(); // stop reading: the kernel buffers fill, then the server's queue grows
+      const reader = await Peer.open(server, `/chat?since=${server.log.lastId}`);
+      // A paused socket does not see its own end, so watch the server let go of it:
+      // each chat socket is one subscriber of the log.
+      assert.equal(server.log.subscriberCount, 2);
+      let published = 0;
+      // Publish until the stuck peer is cut, in batches so its 'close' can run between them.
+      while (server.log.subscriberCount === 2 && published < 100_000) {
+        for (let i = 0; i < 500; i++, published++) server.log.publish('x'.repeat(MAX_MESSAGE_BYTES));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      assert.equal(server.log.subscriberCount, 1, 'the stuck peer was cut');
+      stuck.socket.resume();
+      await stuck.closed;
+      await waitFor(() => reader.messages.length === published, 20_000, 'the reader got every message');
+      reader.socket.close();
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('shutdown closes every socket with 1001 and the server stops', async () => {
+    const server = await startTestServer(createWebSocket);
+    const peers = await Promise.all(['/chat', '/echo', '/githubEvents'].map((path) => Peer.open(server, path)));
+    const raw = await RawClient.connect(server.port);
+    await server.close();
+    assert.deepEqual(await Promise.all(peers.map((peer) => peer.closed)), [1001, 1001, 1001]);
+    // A client that never answers the close frame is cut at the close timeout.
+    assert.equal(await raw.closeCode(), 1001);
+  });
+});
