@@ -259,6 +259,29 @@ describe('ajax-polling client: the page', () => {
   });
 });
 
+test('stop() from inside the observer ends the loop: "closed" stays the last state', async () => {
+  const { server, wire, seen } = await setUp();
+  server.log.publish('last words');
+  const client = createClient(
+    new URL(server.url),
+    {
+      message: (message) => {
+        seen.message(message);
+        client.stop();
+      },
+      gap: seen.gap,
+      state: seen.state,
+    },
+    { intervalMs: 20, page: new FakePage() },
+  );
+  client.start();
+  await waitFor(() => seen.ids.length === 1, 5_000, 'the message');
+  const polls = wire.polls.length;
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal(seen.lastState, 'closed');
+  assert.equal(wire.polls.length, polls, 'no poll after stop()');
+});
+
 describe('intervalFromQuery', () => {
   test('reads ?interval=ms, with a floor; anything else is the default', () => {
     assert.equal(intervalFromQuery('?interval=250'), 250);

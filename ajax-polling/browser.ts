@@ -161,11 +161,12 @@ export class PollingClient implements PushClient {
     let delay: number;
     try {
       await this.#request(controller.signal);
+      if (this.#inFlight !== controller) return; // stopped meanwhile (by an observer, say)
       this.#backoff.reset();
       this.#observer.state('open');
       delay = this.#page.hidden() ? this.#hiddenIntervalMs : this.#intervalMs;
     } catch (error) {
-      if (!this.#running || this.#inFlight !== controller) return; // stopped meanwhile: stay quiet
+      if (this.#inFlight !== controller) return; // stopped meanwhile: stay quiet
       const reason = controller.signal.aborted ? controller.signal.reason : error;
       const problem = reason instanceof PollError ? reason : new PollError(describe(reason));
       delay = Math.max(this.#backoff.next(), problem.retryAfterMs);
@@ -178,7 +179,6 @@ export class PollingClient implements PushClient {
     } finally {
       clearTimeout(timeout);
     }
-    if (!this.#running || this.#inFlight !== controller) return;
     this.#inFlight = undefined;
     // ① The next poll is scheduled only now, after this one has finished.
     this.#timer = setTimeout(() => void this.#poll(), delay);
