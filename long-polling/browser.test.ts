@@ -2,7 +2,7 @@
 // scripted one: the documents' status table (502/504 → at once, other errors →
 // after a delay), network errors, cut(), wake-ups, the poll deadline, stop(),
 // and no message lost while clients are cut at random. The page (SubscribePane,
-// PublishForm) is tested in Chromium: browser.chromium.test.ts.
+// PublishForm) is tested in Chromium: page.test.ts.
 import { test, describe, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';

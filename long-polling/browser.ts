@@ -51,6 +51,14 @@ export { ChatView, PublishForm };
  */
 export const POLL_DEADLINE_MS = 25_000 + 10_000;
 
+/**
+ * When a poll has been out this long with no answer, the server is holding it:
+ * the client counts as connected ('open'). A long poll has no other moment that
+ * says so (the answer is the first thing that comes back), and what fails fast
+ * (a refused connection, a proxy's 502) comes back well within this.
+ */
+export const HELD_AFTER_MS = 500;
+
 export interface LongPollingOptions extends ClientOptions {
   /** See POLL_DEADLINE_MS. */
   pollDeadlineMs?: number;
@@ -200,6 +208,9 @@ class LongPollingClient implements PushClient {
     const request: { controller: AbortController; reason?: AbortReason } = { controller };
     this.#request = request;
     const deadline = setTimeout(() => this.#abortRequest('restart'), this.#deadlineMs);
+    const held = setTimeout(() => {
+      if (!controller.signal.aborted) this.#setState('open');
+    }, HELD_AFTER_MS);
     try {
       const url = new URL(this.#endpoint);
       url.searchParams.set('since', String(this.#delivery.lastId));
@@ -217,6 +228,7 @@ class LongPollingClient implements PushClient {
       return { kind: 'network', detail: error instanceof Error ? error.message : String(error) };
     } finally {
       clearTimeout(deadline);
+      clearTimeout(held);
       if (this.#request === request) this.#request = undefined;
     }
   }
