@@ -56,6 +56,7 @@ export class RawClient {
   static connect(port: number, request: string | Buffer = upgradeRequest('/echo')): Promise<RawClient> {
     return new Promise((resolve, reject) => {
       const socket = net.connect(port, '127.0.0.1');
+      socket.setNoDelay(true); // small frames go out at once, as a test expects
       let received = Buffer.alloc(0);
       const onData = (chunk: Buffer) => {
         received = Buffer.concat([received, chunk]);
