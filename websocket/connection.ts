@@ -245,6 +245,7 @@ export class WebSocketConnection {
   // -------------------------------------------------------------------------
 
   private checkPeerIsAlive(): void {
+    if (this.closeSent) return; // closing: the close deadline decides now
     if (this.awaitingPong) {
       this.terminate(); // no pong since the last ping: the peer is gone or stuck
       return;

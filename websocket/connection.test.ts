@@ -1,0 +1,123 @@
+/**
+ * WebSocketConnection on a bare TCP socket pair (no HTTP server): the closing
+ * handshake from our side, the close deadline, what onClose reports, and a
+ * handler that throws.
+ */
+import { afterEach, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { WebSocketConnection, type ConnectionHandlers } from './connection.ts';
+import { Opcode } from './frame.ts';
+import { RawClient } from './test-client.ts';
+
+let listeners: net.Server[] = [];
+afterEach(() => {
+  for (const listener of listeners) listener.close();
+  listeners = [];
+});
+
+/**
+ * A listener that answers any request with a bare 101 and hands the socket to a
+ * WebSocketConnection; resolves with both ends and what onClose reported.
+ */
+async function connectionPair(handlers: (connection: WebSocketConnection) => ConnectionHandlers = () => ({})) {
+  let accepted!: (connection: WebSocketConnection) => void;
+  const connectionReady = new Promise<WebSocketConnection>((resolve) => (accepted = resolve));
+  let reportClose!: (close: { code: number; reason: string }) => void;
+  const reported = new Promise<{ code: number; reason: string }>((resolve) => (reportClose = resolve));
+
+  const listener = net.createServer({ allowHalfOpen: true }, (socket) => {
+    socket.once('data', () => {
+      socket.write('HTTP/1.1 101 Switching Protocols\r\n\r\n');
+      const connection = new WebSocketConnection(socket, {
+        maxMessageBytes: 1024,
+        maxBufferedBytes: 64 * 1024,
+        heartbeatMs: 60_000,
+        closeTimeoutMs: 50,
+      });
+      const own = handlers(connection);
+      connection.start({ ...own, onClose: (code, reason) => reportClose({ code, reason }) });
+      accepted(connection);
+    });
+  });
+  listeners.push(listener);
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  const { port } = listener.address() as net.AddressInfo;
+  const client = await RawClient.connect(port, 'GET / HTTP/1.1\r\n\r\n');
+  return { client, connection: await connectionReady, reported };
+}
+
+describe('closing from the server side (§7.1.2)', () => {
+  test('close() sends a close frame; when the peer answers, the server ends TCP and reports the peer’s code', async () => {
+    const { client, connection, reported } = await connectionPair();
+    assert.equal(connection.state, 'open');
+    connection.close(1000, 'done');
+    assert.equal(connection.state, 'closing');
+    const frame = await client.nextFrame();
+    assert.equal(frame?.opcode, Opcode.CLOSE);
+    assert.equal(frame.payload.toString('hex'), '03e8' + Buffer.from('done').toString('hex'));
+    client.sendClose(1000);
+    await client.closed;
+    assert.ok(client.serverEndedFirst, 'the server closes TCP first (§7.1.1)');
+    assert.deepEqual(await reported, { code: 1000, reason: '' });
+    assert.equal(connection.state, 'closed');
+  });
+
+  test('a peer that never answers the close frame is cut at the close deadline (reported as 1006)', async () => {
+    const { client, connection, reported } = await connectionPair();
+    connection.close(1001, 'going away');
+    assert.equal(await client.closeCode(), 1001);
+    assert.deepEqual(await reported, { code: 1006, reason: '' });
+  });
+
+  test('once closing, messages, pings and a second close() send nothing more', async () => {
+    const { client, connection, reported } = await connectionPair();
+    connection.close(1000);
+    connection.sendText('too late');
+    connection.sendMessage(Buffer.from('too late'), true);
+    connection.close(1002);
+    client.sendFrame(Opcode.PING, 'are you there');
+    client.sendClose(1000);
+    await client.closed;
+    assert.deepEqual(
+      client.frames.map((frame) => frame.opcode),
+      [Opcode.CLOSE],
+    );
+    assert.equal((await reported).code, 1000);
+  });
+});
+
+describe('what onClose reports (§7.1.5)', () => {
+  test('a close frame without a code is reported as 1005', async () => {
+    const { client, reported } = await connectionPair();
+    client.sendClose();
+    assert.deepEqual(await reported, { code: 1005, reason: '' });
+  });
+
+  test('a close frame with a code and reason reports both', async () => {
+    const { client, reported } = await connectionPair();
+    client.sendClose(4001, 'bye now');
+    assert.deepEqual(await reported, { code: 4001, reason: 'bye now' });
+  });
+
+  test('a peer that ends TCP without a close frame is reported as 1006', async () => {
+    const { client, reported } = await connectionPair();
+    client.end();
+    assert.deepEqual(await reported, { code: 1006, reason: '' });
+  });
+});
+
+describe('failures in our own code', () => {
+  test('a message handler that throws closes the connection with 1011, and nothing escapes', async (t) => {
+    const logged = t.mock.method(console, 'error', () => {});
+    const { client, reported } = await connectionPair(() => ({
+      onMessage() {
+        throw new Error('a bug');
+      },
+    }));
+    client.sendFrame(Opcode.TEXT, 'trigger');
+    assert.equal(await client.closeCode(), 1011);
+    assert.equal((await reported).code, 1006);
+    assert.equal(logged.mock.callCount(), 1);
+  });
+});
