@@ -158,6 +158,17 @@ export class WebSocketConnection {
     // After the peer's close frame or a protocol error nothing it sends matters.
     if (this.closeReceived || this.failed) return;
     this.parser.push(chunk);
+    // A chunk often holds many small frames; corking gathers the answers to all of
+    // them (echoes, pongs) into one write instead of one system call per frame.
+    this.socket.cork();
+    try {
+      this.readFrames();
+    } finally {
+      this.socket.uncork();
+    }
+  }
+
+  private readFrames(): void {
     for (let frame = this.parser.next(); frame !== undefined; frame = this.parser.next()) {
       if (frame instanceof ProtocolError) return this.fail(frame);
       const event = this.assembler.addFrame(frame);
