@@ -215,7 +215,9 @@ class LongPollingClient implements PushClient {
       const url = new URL(this.#endpoint);
       url.searchParams.set('since', String(this.#delivery.lastId));
       this.#observer.request?.();
-      // `no-store` as the server says too: the browser's own cache must never answer a poll.
+      // The browser's own cache must never answer a poll. `no-store` also makes
+      // fetch send `Cache-Control: no-cache` (Fetch §4.5), the request half of
+      // RFC 6202 §5.6's advice to intermediaries; the server sends the other half.
       const response = await fetch(url, { signal: controller.signal, cache: 'no-store' });
       const bytes = new Uint8Array(await response.arrayBuffer());
       this.#observer.bytes?.(bytes.byteLength);

@@ -36,8 +36,8 @@
  * costs one request a second per client whether anything happens or not, and a
  * message waits half a second on average. A long poll costs one request per
  * message (plus one per POLL_TIMEOUT_MS when idle) and a message leaves at once;
- * the price is one open connection per waiting client, and a full request with
- * headers (~0.5 KB) for every message, where SSE or a WebSocket send only the
+ * the price is one open connection per waiting client, and a full exchange with
+ * headers (a few hundred bytes each way) for every message, where SSE or a WebSocket send only the
  * message (sse/, websocket/).
  *
  * Specs: RFC 6202 (Known Issues and Best Practices for Long Polling) §2.1 the
@@ -148,9 +148,10 @@ export const createLongPolling = ({ log, config }: TechniqueContext): LongPollin
     held.add(poll);
     // 'close' on the response fires when it has been sent, and also when the
     // connection goes away before that (a closed tab, an aborted fetch). In the
-    // second case the client is forgotten now, not at the next publish: a
-    // write to a dead socket would be lost, and the documents' version only
-    // learnt it from the request (whose 'close', in Node 16+, means something else).
+    // second case the client is forgotten now, not at the next publish or
+    // timeout: no write to a dead socket, no timer or subscription left behind.
+    // (The documents listen on the request; in Node 20 that fires at the same
+    // moment, but the response's 'close' is the one documented for both cases.)
     res.on('close', () => release(poll!));
   }
 
