@@ -31,13 +31,13 @@ export interface TechniqueEntry {
   note?: string;
 }
 
-/** How the page names each folder. */
-const TITLES: Record<string, string> = {
-  'ajax-polling': 'Ajax polling',
-  'long-polling': 'Long polling',
-  sse: 'Server-Sent Events',
-  'http-streaming': 'HTTP streaming',
-  websocket: 'WebSocket',
+/** How the page names each folder, and what its client does on the wire, in a few words. */
+const TECHNIQUES: Record<string, { title: string; abbr?: string; how: string }> = {
+  'ajax-polling': { title: 'Ajax polling', how: 'asks every second; 304 when nothing changed' },
+  'long-polling': { title: 'Long polling', how: 'one request held until a message, then ask again' },
+  sse: { title: 'SSE', abbr: 'Server-Sent Events', how: 'one EventSource stream; the browser resumes it' },
+  'http-streaming': { title: 'HTTP streaming', how: 'one never-ending fetch, a JSON line per message' },
+  websocket: { title: 'WebSocket', how: 'one socket, frames both ways' },
 };
 
 /** Loads the folder's client module; the URL is built at run time, so the bundler leaves the import alone. */
@@ -76,8 +76,16 @@ export class TechniquePane {
     this.root = element('section', 'technique');
     this.root.dataset.technique = entry.name;
 
+    const known = TECHNIQUES[entry.name];
     const header = element('header');
-    const title = element('h2', '', TITLES[entry.name] ?? entry.name);
+    const title = element('h2');
+    if (known?.abbr) {
+      const abbr = element('abbr', '', known.title);
+      abbr.title = known.abbr;
+      title.append(abbr);
+    } else {
+      title.textContent = known?.title ?? entry.name;
+    }
     const alone = element('a', 'alone', 'alone ↗');
     alone.href = entry.path;
     alone.title = `This folder's own page, ${entry.path}`;
@@ -88,6 +96,7 @@ export class TechniquePane {
     this.#cut.addEventListener('click', () => this.cut());
     header.append(title, alone, this.#cut);
 
+    const how = element('p', 'how', known?.how ?? '');
     const status = element('p', 'state', 'not started');
     const figures = element('dl', 'figures');
     for (const [key, label, initial] of [
@@ -103,9 +112,9 @@ export class TechniquePane {
     }
     this.#messages = element('div', 'pane messages');
     this.#messages.setAttribute('role', 'log');
-    this.#messages.setAttribute('aria-label', `${TITLES[entry.name] ?? entry.name} messages`);
+    this.#messages.setAttribute('aria-label', `${known?.abbr ?? known?.title ?? entry.name} messages`);
     this.#view = new ChatView(this.#messages, status);
-    this.root.append(header, status, figures, this.#messages);
+    this.root.append(header, how, status, figures, this.#messages);
   }
 
   /** Imports the folder's client and starts it; a folder not there yet gets a note instead. */
@@ -210,6 +219,9 @@ export async function startComparison(): Promise<TechniquePane[]> {
   const container = document.getElementById('panes')!;
   const panes = entries.map((entry) => new TechniquePane(entry));
   container.replaceChildren(...panes.map((pane) => pane.root));
+  document.getElementById('cut-all')!.addEventListener('click', () => {
+    for (const pane of panes) pane.cut();
+  });
   await Promise.all(panes.map((pane) => pane.start()));
   document.body.dataset.ready = 'true';
   return panes;

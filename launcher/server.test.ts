@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -213,6 +214,16 @@ describe('the delay control slows every request to a folder', () => {
     await setDelay(server, '0');
   });
 
+  test('a new delay applies to requests already waiting: 0 lets them through at once', async () => {
+    await setDelay(server, '10000');
+    const started = Date.now();
+    const pending = get(server.port, '/one/waiting');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await setDelay(server, '0');
+    assert.equal((await pending).body, 'saw /waiting');
+    assert.ok(Date.now() - started < 5_000, 'did not wait out the old 10 s');
+  });
+
   test('a client that goes away during the delay is forgotten: the folder never sees it', async () => {
     await setDelay(server, '300');
     const before = one.seen.length;
@@ -223,6 +234,46 @@ describe('the delay control slows every request to a folder', () => {
     await new Promise((resolve) => setTimeout(resolve, 600));
     assert.equal(one.seen.length, before);
     await setDelay(server, '0');
+  });
+});
+
+describe('the last nets', () => {
+  test('a folder that throws while handling a delayed request gives a 500, and the server stays up', async () => {
+    const throwing: CreateTechnique = () => ({
+      handle() {
+        throw new Error('a bug in a handler');
+      },
+      shutdown() {},
+    });
+    const server = await startTestServer(launcherOf([{ name: 'bad', create: throwing, client: false }]));
+    const original = console.error;
+    const errors: unknown[] = [];
+    console.error = (...args: unknown[]) => errors.push(args);
+    try {
+      await setDelay(server, '20');
+      assert.equal((await get(server.port, '/bad/x')).status, 500);
+      assert.match(String(errors.flat().join(' ')), /request failed/);
+      assert.equal((await get(server.port, '/control/delay')).status, 200);
+    } finally {
+      console.error = original;
+      await server.close();
+    }
+  });
+
+  test('a connection reset while an upgrade waits out the delay is dropped quietly', async () => {
+    const one = recorder();
+    const server = await startTestServer(launcherOf([{ name: 'one', create: one.create, client: false }]));
+    await setDelay(server, '300');
+    const socket = net.connect(server.port, '127.0.0.1');
+    socket.on('error', () => {});
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write('GET /one/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    socket.resetAndDestroy();
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    assert.deepEqual(one.upgrades, [], 'never handed on');
+    assert.equal((await get(server.port, '/control/delay')).status, 200, 'still up');
+    await server.close();
   });
 });
 

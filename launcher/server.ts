@@ -9,9 +9,9 @@
  *     $ npm start
  *     Listening on http://127.0.0.1:8080/
  *     $ curl -d hello http://127.0.0.1:8080/sse/publish
- *     {"id":1,"text":"hello","time":1763712000000}
- *     $ curl http://127.0.0.1:8080/ajax-polling/messages
- *     [{"id":1,"text":"hello","time":1763712000000}]
+ *     {"id":1,"text":"hello","time":1795248430871}
+ *     $ curl http://127.0.0.1:8080/ajax-polling/messages       # another folder, the same log
+ *     [{"id":1,"text":"hello","time":1795248430871}]
  *     $ curl -d 500 http://127.0.0.1:8080/control/delay
  *     {"delayMs":500}
  *     $ curl -i http://127.0.0.1:8080/sse
@@ -98,24 +98,42 @@ export async function loadFolders(names: readonly string[], root = new URL('..',
  * Requests waiting out the added delay. Each has one teardown path, forget():
  * called when its time is up, when its client goes away first, or at
  * shutdown, which answers it 503 instead of handing it on.
+ *
+ * A new delay applies to the requests already waiting too, counted from when
+ * each arrived: turning the delay off lets them all through at once, instead
+ * of leaving them to wait out the old setting.
  */
 class DelayGate {
-  ms = 0;
-  readonly #held = new Set<{ forget: () => void; refuse: () => void }>();
+  #ms = 0;
+  readonly #held = new Set<{ arrived: number; schedule: () => void; forget: () => void; refuse: () => void }>();
+
+  get ms(): number {
+    return this.#ms;
+  }
+
+  set ms(ms: number) {
+    this.#ms = ms;
+    for (const entry of [...this.#held]) entry.schedule();
+  }
 
   /** Runs `pass` after the delay (at once when there is none) unless `closes` closes first. */
   hold(closes: ServerResponse | Duplex, pass: () => void, refuse: () => void): void {
-    if (this.ms === 0) return pass();
+    if (this.#ms === 0) return pass();
+    let timer: NodeJS.Timeout | undefined;
     const forget = (): void => {
       clearTimeout(timer);
       closes.off('close', forget);
       this.#held.delete(entry);
     };
-    const entry = { forget, refuse };
-    const timer = setTimeout(() => {
-      forget();
-      pass();
-    }, this.ms);
+    const schedule = (): void => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        forget();
+        pass();
+      }, Math.max(0, entry.arrived + this.#ms - Date.now()));
+    };
+    const entry = { arrived: Date.now(), schedule, forget, refuse };
+    schedule();
     closes.on('close', forget);
     this.#held.add(entry);
   }
