@@ -1,7 +1,8 @@
 // The WebSocket page in Chromium, with the browser's own WebSocket against our
-// codec: two pages chat, text is never HTML, the GitHub events show, and a
-// connection the server closes comes back by itself with `since`, missing
-// nothing and doubling nothing. browserSuite fails a test on any console error.
+// codec: two pages chat, text is never HTML, the GitHub events show, a connection
+// the server closes comes back by itself with `since` (missing nothing, doubling
+// nothing), a rolled-over backlog shows as a gap, and offline → online recovers.
+// browserSuite fails a test on any console error.
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
@@ -90,5 +91,29 @@ browserSuite('websocket in Chromium', (browser) => {
     await waitFor(() => server.log.subscriberCount === 1, 5_000, 'one chat socket again');
     const texts = await page.locator('.message').allTextContents();
     assert.deepEqual(texts, ['before', 'while away'], 'each message once, in order');
+  });
+
+  test('messages the backlog no longer holds are reported as a gap, not hidden', async () => {
+    const server = await start({ backlog: 2 });
+    for (const text of ['one', 'two', 'three', 'four', 'five']) server.log.publish(text);
+    const page = await browser.open(server.url);
+    await page.locator('.message[data-id="5"]').waitFor();
+    assert.deepEqual(await page.locator('.message').allTextContents(), ['four', 'five']);
+    assert.match((await page.textContent('.notice')) ?? '', /^3 messages after #0 could not be delivered/);
+  });
+
+  test('offline, the page waits for the network; back online it reconnects at once and catches up', async () => {
+    const server = await start();
+    const page = await browser.open(server.url, { allow: [/ERR_INTERNET_DISCONNECTED/] });
+    await chatOpen(page);
+    await page.context().setOffline(true);
+    // The server drops every socket (as a restart would) while the browser is offline.
+    server.technique.shutdown();
+    await page.waitForSelector('#chat-state[data-state="offline"]');
+    server.log.publish('sent while offline');
+    await page.context().setOffline(false);
+    await chatOpen(page);
+    await page.locator('.message[data-id="1"]').waitFor();
+    assert.deepEqual(await page.locator('.message').allTextContents(), ['sent while offline']);
   });
 });
