@@ -124,16 +124,15 @@ export class TechniquePane {
       this.#view.showNotice(this.entry.note ?? 'Not available yet.');
       return;
     }
-    let module: ClientModule;
     try {
-      module = await importClient(this.entry.path);
+      const module = await importClient(this.entry.path);
+      this.#client = module.createClient(new URL(this.entry.path, document.baseURI), this.#observer());
+      this.#client.start();
+      this.#cut.disabled = false;
     } catch (error) {
-      this.#view.showNotice(`Could not load the client: ${error instanceof Error ? error.message : String(error)}`);
-      return;
+      // One folder's broken client must not take the other panes down.
+      this.#view.showNotice(`Could not start the client: ${describe(error)}`);
     }
-    this.#client = module.createClient(new URL(this.entry.path, document.baseURI), this.#observer());
-    this.#client.start();
-    this.#cut.disabled = false;
   }
 
   /** Drops the connection; the client recovers by itself. */
@@ -214,8 +213,15 @@ export async function startComparison(): Promise<TechniquePane[]> {
 
   setUpDelayControl(say);
 
-  const response = await fetch('control/techniques');
-  const entries = (await response.json()) as TechniqueEntry[];
+  let entries: TechniqueEntry[];
+  try {
+    const response = await fetch('control/techniques');
+    if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
+    entries = (await response.json()) as TechniqueEntry[];
+  } catch (error) {
+    say(`Could not list the techniques: ${describe(error)}`);
+    return [];
+  }
   const container = document.getElementById('panes')!;
   const panes = entries.map((entry) => new TechniquePane(entry));
   container.replaceChildren(...panes.map((pane) => pane.root));
@@ -245,7 +251,7 @@ function setUpDelayControl(say: (text: string) => void): void {
       show(delayMs);
       say('');
     } catch (error) {
-      say(`Delay not set: ${error instanceof Error ? error.message : String(error)}`);
+      say(`Delay not set: ${describe(error)}`);
     }
   };
   form.addEventListener('submit', (event) => {
@@ -253,4 +259,8 @@ function setUpDelayControl(say: (text: string) => void): void {
     void send({ method: 'POST', body: input.value });
   });
   void send();
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

@@ -149,7 +149,11 @@ describe('the launcher mounts each folder under its prefix', () => {
     for (const file of ['/browser.js', '/style.css', '/compare.css']) {
       assert.equal((await get(server.port, file)).status, 200, file);
     }
-    assert.equal((await get(server.port, '/server.ts')).status, 404);
+    for (const target of ['/server.ts', '/routes.ts', '/../package.json', '/%2e%2e/launcher/server.ts', '/public/index.html']) {
+      const response = await get(server.port, target);
+      assert.ok(response.status >= 400 && response.status < 500, `${target}: ${response.status}`);
+      assert.doesNotMatch(response.body, /import |"dependencies"/, target);
+    }
   });
 });
 

@@ -36,6 +36,9 @@
  * The delay control "slows the server": every request to a folder waits that
  * long before the folder sees it. Polling pays it on every message; a stream
  * or a socket pays it once, when it (re)connects; which is the comparison.
+ * The launcher's own routes are not delayed: the controls stay usable, and a
+ * message published from the page is stamped (`time`) at once, so the latency
+ * figures measure delivery only.
  *
  * Left out on purpose: nothing here changes how a folder behaves (no shared
  * state but the log and config), so what the page shows is each folder as it
