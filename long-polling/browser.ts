@@ -112,7 +112,8 @@ class LongPollingClient implements PushClient {
   /** The wait between two attempts, if any; a wake-up cuts it short. */
   #nap: AbortController | undefined;
   #forgetWake: (() => void) | undefined;
-  #state: string | undefined;
+  /** The last state reported, with its detail. */
+  #reported: string | undefined;
 
   constructor(endpoint: URL, observer: ClientObserver, options: LongPollingOptions) {
     this.#endpoint = endpoint;
@@ -196,8 +197,8 @@ class LongPollingClient implements PushClient {
         const nap = new AbortController();
         this.#nap = nap;
         await sleep(delay, nap.signal);
-        this.#nap = undefined;
-        if (!stopped.aborted && this.#state !== 'open') this.#setState('connecting');
+        if (this.#nap === nap) this.#nap = undefined;
+        if (!stopped.aborted) this.#setState('connecting');
       }
     }
   }
@@ -237,8 +238,8 @@ class LongPollingClient implements PushClient {
 
   #setState(state: ConnectionState, detail?: string): void {
     const key = `${state} ${detail ?? ''}`;
-    if (key === this.#state) return; // a poll every few seconds is not news
-    this.#state = key;
+    if (key === this.#reported) return; // a poll every few seconds is not news
+    this.#reported = key;
     this.#observer.state(state, detail);
   }
 }
