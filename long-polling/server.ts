@@ -139,20 +139,21 @@ export const createLongPolling = ({ log, config }: TechniqueContext): LongPollin
     }
 
     // 3. Nothing yet: hold the request until a publish, the timeout or the client leaves.
-    poll = {
+    const entry: HeldPoll = {
       res,
       since,
       unsubscribe,
-      timer: setTimeout(() => release(poll!, 204), config.pollTimeoutMs),
+      timer: setTimeout(() => release(entry, 204), config.pollTimeoutMs),
     };
-    held.add(poll);
+    poll = entry; // from now on, the log listener above answers it
+    held.add(entry);
     // 'close' on the response fires when it has been sent, and also when the
     // connection goes away before that (a closed tab, an aborted fetch). In the
     // second case the client is forgotten now, not at the next publish or
     // timeout: no write to a dead socket, no timer or subscription left behind.
     // (The documents listen on the request; in Node 20 that fires at the same
     // moment, but the response's 'close' is the one documented for both cases.)
-    res.on('close', () => release(poll!));
+    res.on('close', () => release(entry));
   }
 
   return {
