@@ -70,7 +70,7 @@ describe('closing from the server side (§7.1.2)', () => {
     assert.deepEqual(await reported, { code: 1006, reason: '' });
   });
 
-  test('once closing, messages, pings and a second close() send nothing more', async () => {
+  test('once closing, messages and a second close() send nothing; a ping still gets its pong (§5.5.2)', async () => {
     const { client, connection, reported } = await connectionPair();
     connection.close(1000);
     connection.sendText('too late');
@@ -81,7 +81,7 @@ describe('closing from the server side (§7.1.2)', () => {
     await client.closed;
     assert.deepEqual(
       client.frames.map((frame) => frame.opcode),
-      [Opcode.CLOSE],
+      [Opcode.CLOSE, Opcode.PONG],
     );
     assert.equal((await reported).code, 1000);
   });

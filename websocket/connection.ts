@@ -76,9 +76,18 @@ export interface ConnectionHandlers {
 
 export type ConnectionState = 'open' | 'closing' | 'closed';
 
+/**
+ * WebSocketConnection runs the protocol on one upgraded socket (the 101 already
+ * written) and reports whole messages and the final close to its handlers.
+ *
+ * It does not fragment outgoing messages (each is one frame), negotiate
+ * extensions or subprotocols (handshake.ts does that), or queue messages for a
+ * slow peer: past `maxBufferedBytes` unsent, the peer is cut.
+ */
 export class WebSocketConnection {
   private readonly assembler: MessageAssembler;
   private readonly parser: FrameParser;
+  private handlers: ConnectionHandlers = {};
   private closeSent = false;
   private closeReceived = false;
   private failed = false;
@@ -89,8 +98,6 @@ export class WebSocketConnection {
   private awaitingPong = false;
   private heartbeat: NodeJS.Timeout | undefined;
   private closeDeadline: NodeJS.Timeout | undefined;
-
-  private handlers: ConnectionHandlers = {};
 
   constructor(
     private readonly socket: Duplex,
@@ -193,8 +200,10 @@ export class WebSocketConnection {
         return;
       case 'ping':
         // §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame
-        // in response", with "identical Application data" (§5.5.3).
-        if (!this.closeSent) this.writeFrame(Opcode.PONG, event.payload);
+        // in response, unless it already received a Close frame", with "identical
+        // Application data" (§5.5.3). Having sent our own close does not excuse it:
+        // a pong is a control frame, not data.
+        this.writeFrame(Opcode.PONG, event.payload);
         return;
       case 'pong':
         // §5.5.3: a pong may also come unasked; any pong shows the peer is there.

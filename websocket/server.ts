@@ -163,8 +163,8 @@ export const createWebSocket: CreateTechnique = ({ log, config }) => {
       try {
         endpoint.checkRequest?.(answer.url);
       } catch (error) {
-        if (!(error instanceof HttpError)) throw error;
-        socket.end(refuse(error.status, error.message).response);
+        const refusal = error instanceof HttpError ? refuse(error.status, error.message) : refuse(500, 'Internal server error');
+        socket.end(refusal.response);
         return;
       }
       socket.write(answer.response);
