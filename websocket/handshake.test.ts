@@ -12,7 +12,11 @@ const OPTIONS: HandshakeOptions = {
 };
 
 /** The §1.3 sample handshake, with whatever the case changes. */
-function handshake(changes: IncomingHttpHeaders = {}, request: { method?: string; url?: string } = {}, options = OPTIONS) {
+function handshake(
+  changes: IncomingHttpHeaders = {},
+  request: { method?: string; url?: string; httpVersion?: string } = {},
+  options = OPTIONS,
+) {
   const headers: IncomingHttpHeaders = {
     host: 'localhost:8080',
     upgrade: 'websocket',
@@ -22,7 +26,7 @@ function handshake(changes: IncomingHttpHeaders = {}, request: { method?: string
     ...changes,
   };
   for (const [name, value] of Object.entries(headers)) if (value === undefined) delete headers[name];
-  return answerHandshake({ method: request.method ?? 'GET', url: request.url ?? '/chat', headers }, options);
+  return answerHandshake({ method: request.method ?? 'GET', url: request.url ?? '/chat', httpVersion: request.httpVersion ?? '1.1', headers }, options);
 }
 
 function expectRefusal(answer: ReturnType<typeof handshake>, status: number) {
@@ -64,6 +68,11 @@ describe('the opening handshake (RFC 6455 §4.2)', () => {
 
   test('a request that is not a GET is 400', () => {
     expectRefusal(handshake({}, { method: 'POST' }), 400);
+  });
+
+  test('a request over HTTP/1.0 is 400 (§4.2.1: "HTTP/1.1 or higher")', () => {
+    expectRefusal(handshake({}, { httpVersion: '1.0' }), 400);
+    assert.ok(handshake({}, { httpVersion: '2.0' }).accepted);
   });
 
   test('a missing Host is 400', () => {

@@ -41,6 +41,8 @@ const TOKEN_PATTERN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 export interface HandshakeRequest {
   method?: string | undefined;
   url?: string | undefined;
+  /** "1.1" for HTTP/1.1; node's IncomingMessage has it. */
+  httpVersion?: string | undefined;
   headers: IncomingHttpHeaders;
 }
 
@@ -81,7 +83,7 @@ export function acceptValue(key: string): string {
  * Checks an upgrade request against §4.2.1 and chooses the answer (§4.2.2):
  *
  * 1. an unknown path → 404;
- * 2. not a GET, no Host, no `websocket` in Upgrade, no `upgrade` in Connection, a key
+ * 2. not a GET over HTTP/1.1 or later, no Host, no `websocket` in Upgrade, no `upgrade` in Connection, a key
  *    that is not 16 bytes of base64, a malformed subprotocol list → 400;
  * 3. a version other than 13 (or none) → 426 naming the version we speak (§4.4);
  * 4. an Origin that is neither ours nor allowed → 403 (§4.2.2 step 4, §10.2);
@@ -99,7 +101,9 @@ export function answerHandshake(request: HandshakeRequest, options: HandshakeOpt
   if (!target || !subprotocols) return refuse(404, 'No WebSocket endpoint at this path.');
 
   // 2.
+  // §4.2.1 item 1: "An HTTP/1.1 or higher GET request".
   if (request.method !== 'GET') return refuse(400, 'A WebSocket handshake is a GET request.');
+  if (request.httpVersion === '1.0' || request.httpVersion === '0.9') return refuse(400, 'A WebSocket handshake needs HTTP/1.1.');
   if (!headers.host) return refuse(400, 'Missing Host header.');
   if (!headerTokens(headers.upgrade).includes('websocket')) return refuse(400, 'Upgrade header must name websocket.');
   if (!headerTokens(headers.connection).includes('upgrade')) return refuse(400, 'Connection header must include upgrade.');

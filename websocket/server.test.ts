@@ -209,6 +209,11 @@ describe('the handshake over HTTP', () => {
     assert.equal(response.headers['sec-websocket-version'], '13');
   });
 
+  test('an upgrade over HTTP/1.0 is 400', async () => {
+    const request = upgradeRequest('/echo').replace('HTTP/1.1', 'HTTP/1.0');
+    assert.equal((await rawRequest(server.port, request)).status, 400);
+  });
+
   test('an unknown path is 404', async () => {
     assert.equal((await rawRequest(server.port, upgradeRequest('/nowhere'))).status, 404);
   });
