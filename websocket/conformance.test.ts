@@ -2,7 +2,8 @@
  * A conformance suite against /echo over raw TCP, its sections numbered like the
  * Autobahn testsuite's (1 framing, 2 ping/pong, 3 reserved bits, 4 opcodes,
  * 5 fragmentation, 6 UTF-8, 7 close, 9 limits, 10 auto-fragmentation), each case
- * written from the RFC sentence it checks. README.md tabulates the results.
+ * written from the RFC sentence it checks, then 100 connections of seeded random
+ * garbage. README.md tabulates the results.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -362,6 +363,41 @@ describe('10 auto-fragmentation: a message cut into many fragments is one messag
       client.sendFrame(i === 0 ? Opcode.TEXT : Opcode.CONTINUATION, Buffer.from([byte]), { fin: i === small.length - 1 }),
     );
     assert.equal((await client.nextMessage())?.data.toString(), 'one byte per fragment');
+    await closeNormally(client);
+  });
+});
+
+describe('random garbage after the handshake', () => {
+  /** A small seeded generator (mulberry32), so a failure can be replayed from its seed. */
+  function random(seed: number) {
+    return () => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+
+  test('never crashes the server: each connection ends, with a close code or a dropped socket', async () => {
+    for (let seed = 1; seed <= 100; seed++) {
+      const next = random(seed);
+      const garbage = Buffer.alloc(1 + Math.floor(next() * 300));
+      for (let i = 0; i < garbage.length; i++) garbage[i] = Math.floor(next() * 256);
+      // Half the time, start like a plausible masked frame so the garbage gets further.
+      if (next() < 0.5) {
+        garbage[0] = [0x81, 0x82, 0x01, 0x88, 0x89, 0x8a][Math.floor(next() * 6)];
+        garbage[1] = 0x80 | Math.floor(next() * 126);
+      }
+      const client = await connect();
+      client.sendRaw(garbage);
+      client.end(); // what the garbage leaves unfinished, the end of TCP finishes
+      const code = await client.closeCode();
+      assert.ok(code === 1006 || (code >= 1000 && code < 5000), `seed ${seed}: ${code}`);
+      assert.equal(client.serverError, undefined, `seed ${seed}: the server's own frames are valid`);
+    }
+    // And the server still works.
+    const client = await connect();
+    await expectEcho(client, Opcode.TEXT, Buffer.from('still fine'));
     await closeNormally(client);
   });
 });
