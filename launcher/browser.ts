@@ -86,7 +86,7 @@ export class TechniquePane {
     } else {
       title.textContent = known?.title ?? entry.name;
     }
-    const alone = element('a', 'alone', 'alone ↗');
+    const alone = element('a', 'alone', 'alone\u00a0↗');
     alone.href = entry.path;
     alone.title = `This folder's own page, ${entry.path}`;
     this.#cut = element('button', 'cut', 'Cut');
@@ -94,9 +94,10 @@ export class TechniquePane {
     this.#cut.title = 'Drop this pane’s connection, as a network failure would';
     this.#cut.disabled = true;
     this.#cut.addEventListener('click', () => this.cut());
-    header.append(title, alone, this.#cut);
+    header.append(title, this.#cut);
 
-    const how = element('p', 'how', known?.how ?? '');
+    const how = element('p', 'how', known ? `${known.how} · ` : '');
+    how.append(alone);
     const status = element('p', 'state', 'not started');
     const figures = element('dl', 'figures');
     for (const [key, label, initial] of [
