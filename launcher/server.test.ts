@@ -470,6 +470,48 @@ describe('npm start: the launcher as a process', () => {
     assert.ok(Date.now() - started < 2_000);
   });
 
+  test('SIGTERM with clients of every folder connected: each is ended cleanly, exit 0 within 2 s', async () => {
+    const present = folders.filter((folder) => folder.create).map((folder) => folder.name);
+    const child = spawn(process.execPath, [TSX, 'launcher/server.ts'], { cwd: ROOT, env: { ...process.env, HOST: '127.0.0.1', PORT: '0' } });
+    let stdout = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.resume();
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    await waitFor(() => /http:\/\/127\.0\.0\.1:\d+\//.test(stdout), 15_000, 'the printed URL');
+    const base = /http:\/\/127\.0\.0\.1:\d+\//.exec(stdout)![0];
+    const { id } = (await (await fetch(new URL('publish', base), { method: 'POST', body: 'x' })).json()) as { id: number };
+
+    // What each long-lived exchange ends as: a held poll answered, a stream ended, a socket closed 1001.
+    const endings: Promise<string>[] = [];
+    if (present.includes('long-polling')) {
+      endings.push(fetch(new URL(`long-polling/subscribe?since=${id}`, base)).then((r) => `long-polling ${r.status}`));
+    }
+    for (const [name, target, headers] of [
+      ['sse', `sse/events?since=${id}`, { Accept: 'text/event-stream' }],
+      ['http-streaming', `http-streaming/stream?since=${id}`, {}],
+    ] as const) {
+      if (!present.includes(name)) continue;
+      const response = await fetch(new URL(target, base), { headers });
+      endings.push(response.text().then(() => `${name} ended`, () => `${name} cut`));
+    }
+    if (present.includes('websocket')) {
+      const socket = new WebSocket(new URL(`websocket/chat?since=${id}`, base.replace('http', 'ws')));
+      await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+      endings.push(new Promise((resolve) => socket.once('close', (code) => resolve(`websocket ${code}`))));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the long-poll reaches the server and is held
+
+    const started = Date.now();
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    assert.ok(Date.now() - started < 2_000, `exited after ${Date.now() - started} ms`);
+    const expected = { 'long-polling': 'long-polling 204', sse: 'sse ended', 'http-streaming': 'http-streaming ended', websocket: 'websocket 1001' };
+    assert.deepEqual(
+      (await Promise.all(endings)).sort(),
+      present.filter((name) => name in expected).map((name) => expected[name as keyof typeof expected]).sort(),
+    );
+  });
+
   test('a bad environment value stops start-up with one line naming it', async () => {
     const child = spawn(process.execPath, [TSX, 'launcher/server.ts'], { cwd: ROOT, env: { ...process.env, PORT: '80a' } });
     let stdout = '';
