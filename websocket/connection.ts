@@ -25,7 +25,8 @@
  *
  * Backpressure: a peer that does not read makes our unsent bytes pile up in the
  * socket. Past `maxBufferedBytes` the connection is cut instead of letting memory
- * grow; a close frame would only join the queue the peer is not reading.
+ * grow; a close frame would only join the queue the peer is not reading. A burst
+ * the peer asked for (the chat's replay) may go over, once: see `allowBurst()`.
  */
 import type { Duplex } from 'node:stream';
 import {
@@ -96,6 +97,8 @@ export class WebSocketConnection {
   private peerCloseCode: number = CloseCode.ABNORMAL_CLOSURE;
   private peerCloseReason = '';
   private awaitingPong = false;
+  /** Extra unsent bytes allowed until the queue next drains (allowBurst). */
+  private burstBytes = 0;
   private heartbeat: NodeJS.Timeout | undefined;
   private closeDeadline: NodeJS.Timeout | undefined;
 
@@ -150,6 +153,15 @@ export class WebSocketConnection {
     if (this.closeSent || this.tcpClosed) return;
     this.sendClose(encodeClosePayload(code, reason));
     this.armCloseDeadline();
+  }
+
+  /**
+   * Lets the unsent bytes exceed `maxBufferedBytes` by `bytes` until the queue has
+   * drained once: for a burst the peer asked for, such as a replay of the backlog,
+   * which a peer on a slow link cannot read as fast as it is written.
+   */
+  allowBurst(bytes: number): void {
+    this.burstBytes += bytes;
   }
 
   /** Cuts the TCP connection without a close frame (the peer sees 1006). */
@@ -244,7 +256,9 @@ export class WebSocketConnection {
 
   private writeFrame(opcode: number, payload: Buffer): void {
     if (this.tcpClosed || !this.socket.writable) return;
-    if (this.socket.writableLength > this.options.maxBufferedBytes) {
+    const unsent = this.socket.writableLength;
+    if (unsent === 0) this.burstBytes = 0; // everything went out: any burst is over
+    if (unsent > this.options.maxBufferedBytes + this.burstBytes) {
       // The peer stopped reading: drop it rather than buffer without bound.
       this.terminate();
       return;

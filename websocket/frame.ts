@@ -78,6 +78,9 @@ const LENGTH_IS_64_BIT = 127;
 const MAX_16_BIT_LENGTH = 0xffff;
 const MASK_KEY_BYTES = 4;
 
+/** The longest header (§5.2): 2 bytes, a 64-bit length, a masking key. */
+export const MAX_FRAME_HEADER_BYTES = 2 + 8 + MASK_KEY_BYTES;
+
 /** Whether the opcode names a control frame: the ones with the high bit set (§5.5). */
 export function isControlOpcode(opcode: number): boolean {
   return (opcode & 0x8) !== 0;

@@ -250,6 +250,20 @@ describe('liveness, backpressure and shutdown', () => {
     }
   });
 
+  test('a replay far larger than the unsent-bytes limit is delivered whole: the peer asked for it', async () => {
+    const server = await startTestServer(createWebSocket, { maxMessageBytes: MAX_MESSAGE_BYTES, backlog: 4000 });
+    try {
+      // 4000 messages of 1 KiB: about 4 MiB of replay against a 16 KiB limit.
+      for (let i = 0; i < 4000; i++) server.log.publish(String(i).padEnd(MAX_MESSAGE_BYTES, '.'));
+      const peer = await Peer.open(server, '/chat?since=0');
+      await waitFor(() => peer.messages.length === 4000 || peer.closeCode !== undefined, 20_000, 'the replay');
+      assert.equal(peer.messages.length, 4000);
+      peer.socket.close();
+    } finally {
+      await server.close();
+    }
+  });
+
   test('a chat peer that stops reading is cut once its unsent bytes pass the limit; the others go on', async () => {
     const server = await startTestServer(createWebSocket, { maxMessageBytes: MAX_MESSAGE_BYTES });
     try {

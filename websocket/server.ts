@@ -53,7 +53,7 @@ import { handlePublish } from '../shared/publish.ts';
 import { createSite } from '../shared/site.ts';
 import type { CreateTechnique } from '../shared/technique.ts';
 import { WebSocketConnection, type ConnectionHandlers, type ConnectionOptions } from './connection.ts';
-import { CloseCode } from './frame.ts';
+import { CloseCode, MAX_FRAME_HEADER_BYTES } from './frame.ts';
 import { answerHandshake, refuse } from './handshake.ts';
 
 /**
@@ -197,7 +197,15 @@ export const createWebSocket: CreateTechnique = ({ log, config }) => {
 function openChat(connection: WebSocketConnection, since: number, log: MessageLog): ConnectionHandlers {
   const from = randomBytes(2).toString('hex');
   // The listener only queues a frame; WebSocketConnection drops it once closing.
-  const unsubscribe = log.subscribe((message) => connection.sendText(JSON.stringify(message)), since);
+  // subscribe() first replays, synchronously: that burst was asked for, so it may
+  // go past the usual limit on unsent bytes.
+  let replaying = true;
+  const unsubscribe = log.subscribe((message) => {
+    const json = JSON.stringify(message);
+    if (replaying) connection.allowBurst(Buffer.byteLength(json) + MAX_FRAME_HEADER_BYTES);
+    connection.sendText(json);
+  }, since);
+  replaying = false;
   return {
     onMessage(data, binary) {
       if (binary) return connection.close(CloseCode.UNSUPPORTED_DATA, 'the chat takes text frames');
