@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { rawRequest, startTestServer, waitFor } from '../shared/testing/server.ts';
 import type { RunningServer } from '../shared/lifecycle.ts';
-import { CHAT_PROTOCOL, createWebSocket, ECHO_MAX_MESSAGE_BYTES } from './server.ts';
+import { CHAT_PROTOCOL, createWebSocket, ECHO_MAX_MESSAGE_BYTES, GITHUB_EVENT_INTERVAL_MS } from './server.ts';
 import { Opcode } from './frame.ts';
 import { RawClient, upgradeRequest } from './test-client.ts';
 
@@ -174,6 +174,27 @@ describe('interop with the ws package', () => {
     assert.ok(!Number.isNaN(Date.parse(String(event.created_at))));
     peer.socket.close();
     await peer.closed;
+  });
+});
+
+describe('/githubEvents on its timer', () => {
+  test('every GITHUB_EVENT_INTERVAL_MS every listener gets the same next event', async (t) => {
+    // Only setInterval is mocked: the feed's timer advances when the test says so.
+    t.mock.timers.enable({ apis: ['setInterval'] });
+    const server = await startTestServer(createWebSocket);
+    try {
+      const peers = [await Peer.open(server, '/githubEvents'), await Peer.open(server, '/githubEvents')];
+      await Promise.all(peers.map((peer) => peer.json(1)));
+      t.mock.timers.tick(GITHUB_EVENT_INTERVAL_MS);
+      const [first, second] = await Promise.all(peers.map((peer) => peer.json(2)));
+      assert.deepEqual(first[1], second[1], 'the same event to everybody');
+      assert.notEqual(first[1].id, first[0].id);
+      assert.notEqual(first[1].type, first[0].type, 'the next sample');
+      for (const peer of peers) peer.socket.close();
+      await Promise.all(peers.map((peer) => peer.closed));
+    } finally {
+      await server.close();
+    }
   });
 });
 
