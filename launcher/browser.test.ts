@@ -171,6 +171,37 @@ browserSuite('the comparison page in Chromium', (browser) => {
     if (process.env.COMPARISON_PNG) copyFileSync(file, process.env.COMPARISON_PNG);
   });
 
+  test('a pane cut for longer than the backlog reaches says what it missed (gap notice)', async () => {
+    // Its own server, holding only the last two messages.
+    const small = await startTestServer(createLauncher, { backlog: 2 });
+    try {
+      const page = await browser.open(small.url);
+      await page.waitForSelector('body[data-ready="true"]', { timeout: SLOW });
+      await allOpen(page);
+      const first = 'Seen by everyone';
+      await type(page, first);
+      await arrivedEverywhere(page, first);
+      await setDelay(page, 3_000);
+      await page.click('#cut-all');
+      for (const text of ['lost 1', 'lost 2', 'kept 1', 'kept 2']) {
+        assert.equal((await fetch(new URL('publish', small.url), { method: 'POST', body: text })).status, 201);
+      }
+      await arrivedEverywhere(page, 'kept 2');
+      await page.waitForFunction(
+        (live) =>
+          live.every((name) =>
+            [...document.querySelectorAll(`.technique[data-technique="${name}"] .notice`)].some((n) => /2 messages after #1 could not be delivered/.test(n.textContent ?? '')),
+          ),
+        LIVE,
+        { timeout: SLOW },
+      );
+      assert.equal(await page.locator('.message', { hasText: 'lost' }).count(), 0);
+      await setDelay(page, 0);
+    } finally {
+      await small.close();
+    }
+  });
+
   test('on a phone the panes stack, with nothing wider than the screen', async () => {
     const page = await browser.open(server.url);
     await page.setViewportSize({ width: 390, height: 844 });

@@ -86,7 +86,7 @@ export class TechniquePane {
     } else {
       title.textContent = known?.title ?? entry.name;
     }
-    const alone = element('a', 'alone', 'alone\u00a0↗');
+    const alone = element('a', 'alone', 'own page\u00a0↗');
     alone.href = entry.path;
     alone.title = `This folder's own page, ${entry.path}`;
     this.#cut = element('button', 'cut', 'Cut');
