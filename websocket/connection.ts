@@ -32,6 +32,7 @@ import type { Duplex } from 'node:stream';
 import {
   CloseCode,
   encodeClosePayload,
+  encodeFrame,
   encodeFrameHeader,
   FrameParser,
   Opcode,
@@ -263,13 +264,12 @@ export class WebSocketConnection {
       this.terminate();
       return;
     }
-    const header = encodeFrameHeader(opcode, payload.length);
     if (payload.length < COPY_PAYLOAD_BELOW_BYTES) {
-      this.socket.write(Buffer.concat([header, payload]));
+      this.socket.write(encodeFrame(opcode, payload));
       return;
     }
     this.socket.cork();
-    this.socket.write(header);
+    this.socket.write(encodeFrameHeader(opcode, payload.length));
     this.socket.write(payload);
     this.socket.uncork();
   }

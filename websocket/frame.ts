@@ -182,35 +182,50 @@ export interface EncodeOptions {
  * and the payload as two writes spares copying a large payload into one buffer.
  */
 export function encodeFrameHeader(opcode: number, payloadLength: number, options: EncodeOptions = {}): Buffer {
-  const { fin = true, maskKey, rsv = 0 } = options;
-  const extendedLengthBytes = payloadLength <= MAX_CONTROL_PAYLOAD_BYTES ? 0 : payloadLength <= MAX_16_BIT_LENGTH ? 2 : 8;
-  const maskBytes = maskKey ? MASK_KEY_BYTES : 0;
-  const header = Buffer.alloc(2 + extendedLengthBytes + maskBytes);
+  const header = Buffer.allocUnsafe(headerLength(payloadLength, options));
+  writeFrameHeader(header, opcode, payloadLength, options);
+  return header;
+}
 
+/**
+ * A whole frame in one buffer: header then payload. With a `maskKey` the payload is
+ * masked in the copy; the caller's buffer is left alone.
+ */
+export function encodeFrame(opcode: number, payload: Buffer, options: EncodeOptions = {}): Buffer {
+  const payloadStart = headerLength(payload.length, options);
+  const frame = Buffer.allocUnsafe(payloadStart + payload.length);
+  writeFrameHeader(frame, opcode, payload.length, options);
+  payload.copy(frame, payloadStart);
+  if (options.maskKey) applyMask(frame.subarray(payloadStart), options.maskKey);
+  return frame;
+}
+
+function headerLength(payloadLength: number, options: EncodeOptions): number {
+  return 2 + extendedLengthBytes(payloadLength) + (options.maskKey ? MASK_KEY_BYTES : 0);
+}
+
+/** 0, 2 or 8: the shortest extended length that holds `payloadLength` (§5.2). */
+function extendedLengthBytes(payloadLength: number): number {
+  if (payloadLength <= MAX_CONTROL_PAYLOAD_BYTES) return 0;
+  return payloadLength <= MAX_16_BIT_LENGTH ? 2 : 8;
+}
+
+/** Writes the header at the start of `header`, a buffer at least headerLength() long. */
+function writeFrameHeader(header: Buffer, opcode: number, payloadLength: number, options: EncodeOptions): void {
+  const { fin = true, maskKey, rsv = 0 } = options;
+  const extendedLength = extendedLengthBytes(payloadLength);
   header[0] = (fin ? FIN_BIT : 0) | ((rsv & 0x7) << 4) | (opcode & OPCODE_BITS);
   const maskBit = maskKey ? MASK_BIT : 0;
-  if (extendedLengthBytes === 0) {
+  if (extendedLength === 0) {
     header[1] = maskBit | payloadLength;
-  } else if (extendedLengthBytes === 2) {
+  } else if (extendedLength === 2) {
     header[1] = maskBit | LENGTH_IS_16_BIT;
     header.writeUInt16BE(payloadLength, 2);
   } else {
     header[1] = maskBit | LENGTH_IS_64_BIT;
     header.writeBigUInt64BE(BigInt(payloadLength), 2);
   }
-  if (maskKey) header.set(maskKey.subarray(0, MASK_KEY_BYTES), 2 + extendedLengthBytes);
-  return header;
-}
-
-/**
- * A whole frame in one buffer: header then payload. With a `maskKey` the payload is
- * masked in a copy; the caller's buffer is left alone.
- */
-export function encodeFrame(opcode: number, payload: Buffer, options: EncodeOptions = {}): Buffer {
-  const header = encodeFrameHeader(opcode, payload.length, options);
-  const frame = Buffer.concat([header, payload]);
-  if (options.maskKey) applyMask(frame.subarray(header.length), options.maskKey);
-  return frame;
+  if (maskKey) header.set(maskKey.subarray(0, MASK_KEY_BYTES), 2 + extendedLength);
 }
 
 /**
