@@ -174,8 +174,9 @@ browserSuite('the comparison page in Chromium', (browser) => {
   test('a pane cut for longer than the backlog reaches says what it missed (gap notice)', async () => {
     // Its own server, holding only the last two messages.
     const small = await startTestServer(createLauncher, { backlog: 2 });
+    let page: Page | undefined;
     try {
-      const page = await browser.open(small.url);
+      page = await browser.open(small.url);
       await page.waitForSelector('body[data-ready="true"]', { timeout: SLOW });
       await allOpen(page);
       const first = 'Seen by everyone';
@@ -198,6 +199,8 @@ browserSuite('the comparison page in Chromium', (browser) => {
       assert.equal(await page.locator('.message', { hasText: 'lost' }).count(), 0);
       await setDelay(page, 0);
     } finally {
+      // The page first: its clients would otherwise log refused reconnections.
+      await page?.context().close();
       await small.close();
     }
   });
