@@ -264,6 +264,44 @@ describe('the last nets', () => {
     }
   });
 
+  test('a folder that throws while handling an upgrade loses that connection, not the server', async () => {
+    const throwing: CreateTechnique = () => ({
+      handle: (_req, res) => res.end(),
+      upgrade() {
+        throw new Error('a bug in an upgrade');
+      },
+      shutdown() {},
+    });
+    const server = await startTestServer(launcherOf([{ name: 'bad', create: throwing, client: false }]));
+    const original = console.error;
+    const errors: unknown[] = [];
+    console.error = (...args: unknown[]) => errors.push(args);
+    try {
+      await setDelay(server, '20');
+      await assert.rejects(upgrade(server.port, '/bad/chat'), /no HTTP response/);
+      assert.match(String(errors.flat().join(' ')), /upgrade failed/);
+      assert.equal((await get(server.port, '/control/delay')).status, 200);
+    } finally {
+      console.error = original;
+      await server.close();
+    }
+  });
+
+  test('after shutdown, a request still reaching the launcher (a busy keep-alive connection) is refused at once', async () => {
+    const one = recorder();
+    const server = await startTestServer(launcherOf([{ name: 'one', create: one.create, client: false }]));
+    try {
+      assert.equal((await get(server.port, '/one/first')).status, 200);
+      // What lifecycle.ts does at shutdown, without closing the listener yet.
+      server.technique.shutdown();
+      const late = await get(server.port, '/one/second');
+      assert.equal(late.status, 503);
+      assert.deepEqual(one.seen, ['/first']);
+    } finally {
+      await server.close();
+    }
+  });
+
   test('a connection reset while an upgrade waits out the delay is dropped quietly', async () => {
     const one = recorder();
     const server = await startTestServer(launcherOf([{ name: 'one', create: one.create, client: false }]));

@@ -108,6 +108,7 @@ export async function loadFolders(names: readonly string[], root = new URL('..',
  */
 class DelayGate {
   #ms = 0;
+  #closed = false;
   readonly #held = new Set<{ arrived: number; schedule: () => void; forget: () => void; refuse: () => void }>();
 
   get ms(): number {
@@ -121,6 +122,7 @@ class DelayGate {
 
   /** Runs `pass` after the delay (at once when there is none) unless `closes` closes first. */
   hold(closes: ServerResponse | Duplex, pass: () => void, refuse: () => void): void {
+    if (this.#closed) return refuse(); // a keep-alive connection's next request, after shutdown
     if (this.#ms === 0) return pass();
     let timer: NodeJS.Timeout | undefined;
     const forget = (): void => {
@@ -142,6 +144,7 @@ class DelayGate {
   }
 
   shutdown(): void {
+    this.#closed = true;
     for (const entry of [...this.#held]) {
       entry.forget();
       entry.refuse();
@@ -241,7 +244,12 @@ export function launcherOf(folders: readonly Folder[]): CreateTechnique {
           socket,
           () => {
             socket.off('error', onError);
-            technique.upgrade!(req, socket, head);
+            try {
+              technique.upgrade!(req, socket, head);
+            } catch (error) {
+              console.error('upgrade failed:', error);
+              socket.destroy();
+            }
           },
           () => refuseUpgrade(socket, 503, 'Server shutting down'),
         );
