@@ -239,10 +239,12 @@ describe('the handshake over HTTP', () => {
     assert.equal((await rawRequest(server.port, upgradeRequest('/nowhere'))).status, 404);
   });
 
-  test('a plain GET on a WebSocket endpoint is 426 Upgrade Required', async () => {
-    const response = await rawRequest(server.port, 'GET /chat HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
-    assert.equal(response.status, 426);
-    assert.equal(response.headers.upgrade, 'websocket');
+  test('a plain GET on a WebSocket endpoint (no Upgrade header) is a malformed handshake: 400', async () => {
+    for (const path of ['/chat', '/echo', '/githubEvents']) {
+      const response = await rawRequest(server.port, `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      assert.equal(response.status, 400);
+      assert.match(response.body, /Upgrade: websocket/);
+    }
   });
 
   test('frames sent together with the handshake are read', async () => {

@@ -147,8 +147,12 @@ export const createWebSocket: CreateTechnique = ({ log, config }) => {
     handle: guard(async (req, res) => {
       const { pathname } = requestUrl(req);
       if (pathname === '/publish') return handlePublish(req, res, log, config.maxMessageBytes);
-      // A plain GET on a WebSocket endpoint, from curl or a mistyped fetch: say what it wants.
-      if (endpoints.has(pathname)) return sendText(res, 426, 'This endpoint speaks WebSocket: send an upgrade.', { Upgrade: 'websocket' });
+      // A plain GET on a WebSocket endpoint (curl, a mistyped fetch) is a handshake
+      // without its Upgrade header: 400 as the contract says for any malformed
+      // handshake (RFC 6455 §4.2.1 "such as 400 Bad Request"), saying what it wants.
+      if (endpoints.has(pathname)) {
+        return sendText(res, 400, 'This endpoint speaks WebSocket: send a GET with Upgrade: websocket and Connection: Upgrade.');
+      }
       return site(req, res);
     }),
 
