@@ -10,8 +10,8 @@ import { startTestServer, rawRequest, waitFor } from '../shared/testing/server.t
 import type { RunningServer } from '../shared/lifecycle.ts';
 import { MessageLog } from '../shared/message-log.ts';
 import type { CreateTechnique } from '../shared/technique.ts';
-import { EventStreamParser, type ParsedEvent } from './event-stream.ts';
-import createSse, { PING_INTERVAL_MS, RETRY_MS, type SseTechnique } from './server.ts';
+import { EventStreamParser, formatEvent, type ParsedEvent } from './event-stream.ts';
+import createSse, { largestEventBytes, PING_INTERVAL_MS, RETRY_MS, type SseTechnique } from './server.ts';
 
 const TIMEOUT = 15_000;
 
@@ -324,6 +324,12 @@ describe('GET /events: a reader that does not keep up', () => {
     await waitFor(() => resumed.ids().length === server.log.lastId - last, TIMEOUT, 'the rest');
     assert.deepEqual(resumed.ids(), range(last + 1, server.log.lastId));
     resumed.close();
+  });
+
+  test('the largest event a message can make (all control characters, escaped by JSON) is within largestEventBytes', () => {
+    const message = { id: Number.MAX_SAFE_INTEGER, text: '\u0001'.repeat(MAX), time: Date.now() };
+    const event = formatEvent({ id: message.id, data: JSON.stringify(message) });
+    assert.ok(Buffer.byteLength(event) <= largestEventBytes(MAX), `${Buffer.byteLength(event)} bytes`);
   });
 
   test('a replay is paced by the socket: a large backlog reaches a healthy reader whole, never cut', async () => {

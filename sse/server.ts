@@ -7,17 +7,17 @@
  * the browser talks back with ordinary requests (here `POST /publish`).
  *
  *     $ curl -N -H 'Accept: text/event-stream' -H 'Last-Event-ID: 1' http://127.0.0.1:8080/events
- *     retry: 500                                       reconnect 500 ms after a drop
+ *     retry: 500                                  reconnect 500 ms after a drop
  *
- *     id: 2                                            replay: what came after id 1
- *     data: {"id":2,"text":"hello","time":1763712000000}
+ *     id: 2                                       replay: what came after id 1
+ *     data: {"id":2,"text":"two\nlines <b>","time":1795249094734}
  *
- *     event: ping                                      the documents' ping, every 5 s
- *     data: {"time":"2026-11-21T08:00:00.000Z"}
+ *     event: ping                                 the documents' ping, every 5 s
+ *     data: {"time":"2026-11-21T08:18:14.753Z"}
  *
- *     : keep-alive                                     a comment every HEARTBEAT_MS
+ *     : keep-alive                                a comment every HEARTBEAT_MS
  *
- * The format (§9.2.5, event-stream.ts) is `field: value` lines; a blank line
+ * The format (§9.2.5–§9.2.6, event-stream.ts) is `field: value` lines; a blank line
  * dispatches. Unnamed events reach `onmessage`; `event: ping` reaches
  * `addEventListener('ping', …)`.
  *
@@ -34,10 +34,11 @@
  * site stalls (HTTP/2 multiplexes them and lifts that). Text only (no binary),
  * and no request headers of your own from EventSource (no Authorization).
  *
- * Spec sections: WHATWG HTML §9.2.4 (the connection: 200 + text/event-stream,
- * otherwise fail), §9.2.5 (the format), §9.2.6 (parsing), §9.2.7 (comments
- * as keep-alive against proxies); RFC 9110 §12.5.1 (Accept, the 406); RFC 6202
- * §5.5 (timeouts on intermediaries).
+ * Spec sections: WHATWG HTML §9.2.3 (the processing model: 200 +
+ * text/event-stream or fail, reconnection), §9.2.4 (the Last-Event-ID header),
+ * §9.2.5–§9.2.6 (the format and how clients read it), §9.2.7 (authoring notes:
+ * a comment every 15 s or so against proxies, the per-server connection limit);
+ * RFC 9110 §12.5.1 (Accept, the 406); RFC 6202 §5.5 (timeouts on intermediaries).
  *
  * Left out on purpose: compression (a stream compressed by a proxy or by us
  * waits for the compressor's buffer: see README), HTTP/2 (node:http is
@@ -63,13 +64,22 @@ export const RETRY_MS = 500;
 export const PING_INTERVAL_MS = 5_000;
 
 /**
- * Unsent bytes a live stream may hold before the reader counts as too slow and
- * the stream is ended. A healthy reader on a bad network drains far faster than
- * chat messages arrive; one that falls this far behind is stuck (a frozen tab,
- * a dead NAT mapping) and would only grow a queue. Ending the stream costs it
- * nothing: it reconnects with Last-Event-ID and the log replays.
+ * Unsent bytes a live stream may hold, beyond one largest event, before the
+ * reader counts as too slow and the stream is ended. A healthy reader drains
+ * far faster than a chat fills this; one a megabyte behind is stuck (a frozen
+ * tab, a dead NAT mapping) and would only grow a queue here. Ending the stream
+ * costs it nothing: it reconnects with Last-Event-ID and the log replays.
  */
-export const HIGH_WATER_MESSAGES = 16;
+export const HIGH_WATER_BYTES = 1024 * 1024;
+
+/**
+ * The largest event a message of `maxMessageBytes` makes: JSON escapes a
+ * control character as 6 bytes ("\u0001" for one), plus the id, the time and
+ * the field names.
+ */
+export function largestEventBytes(maxMessageBytes: number): number {
+  return 6 * maxMessageBytes + 200;
+}
 
 const STREAM_HEADERS = {
   'Content-Type': 'text/event-stream',
@@ -91,9 +101,8 @@ export const createSse = ({ log, config }: TechniqueContext): SseTechnique => {
   const site = createSite(new URL('.', import.meta.url));
   /** Every open stream; each removes itself exactly once when it ends. */
   const streams = new Set<EventStream>();
-  // Room for HIGH_WATER_MESSAGES of the largest message. JSON escapes at most
-  // triple a UTF-8 byte's size ("\u0001" is 6 bytes for 1, "é" stays 2), plus framing.
-  const highWaterBytes = HIGH_WATER_MESSAGES * (3 * config.maxMessageBytes + 100);
+  // A single largest message must never trip the mark on its own.
+  const highWaterBytes = HIGH_WATER_BYTES + largestEventBytes(config.maxMessageBytes);
 
   function openEvents(req: IncomingMessage, res: ServerResponse): void {
     if (!allowMethods(req, res, ['GET'])) return;
@@ -207,11 +216,11 @@ class EventStream {
     // 'close' is the one signal for "this response is over", whether the
     // client went away (tab closed, network cut) or we ended it.
     this.#res.on('close', () => this.#teardown());
-    // §9.2.5: `retry:` first, in a block of its own, so it applies to every
-    // reconnect; the blank line dispatches nothing (no data).
+    // §9.2.6: `retry:` sets the reconnection time. It goes first, in a block
+    // of its own, so it holds for every reconnect; the blank line dispatches
+    // nothing (no data). Node sends the headers with this first write, so the
+    // browser's onopen fires now, not when the first message comes.
     this.#res.write(formatRetry(RETRY_MS) + '\n');
-    // Node sends the headers with the first write, so the browser's onopen
-    // fires now, not when the first message comes.
     this.#heartbeat = setInterval(() => this.#write(formatComment('keep-alive')), this.#options.heartbeatMs);
     this.#ping = setInterval(() => this.#writePing(), PING_INTERVAL_MS);
     this.#catchUp();
@@ -246,7 +255,7 @@ class EventStream {
 
   #onLive = (message: Message): void => {
     this.#writeMessage(message);
-    // Too far behind: cut it rather than queue more (see HIGH_WATER_MESSAGES).
+    // Too far behind: cut it rather than queue more (see HIGH_WATER_BYTES).
     if (this.#res.writableLength > this.#options.highWaterBytes) this.#cut();
   };
 
