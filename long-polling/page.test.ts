@@ -1,6 +1,7 @@
 // The page in Chromium: the documents' PublishForm and SubscribePane over the
 // long-polling server. Two pages chat both ways, a script in a message stays
-// text, and the page's reconnect loop finds a restarted server by itself.
+// text, a gap the backlog cannot fill is said, and the page's reconnect loop
+// finds a restarted server by itself.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
@@ -61,6 +62,15 @@ browserSuite('long-polling in Chromium', (browser) => {
     assert.deepEqual(await messages(reader), [payload]);
     assert.equal(await reader.locator('#subscribe img, #subscribe script, #subscribe b').count(), 0);
     assert.equal(await reader.evaluate(() => (window as unknown as { __xss?: number }).__xss), undefined);
+  });
+
+  test('messages the backlog no longer holds are reported as a gap, not hidden', async () => {
+    const server = await start({ backlog: 2 });
+    for (let i = 1; i <= 4; i++) server.log.publish(`m${i}`);
+    const page = await browser.open(server.url);
+    await page.waitForSelector('#subscribe .message[data-id="4"]', { timeout: 10_000 });
+    assert.deepEqual(await messages(page), ['m3', 'm4']);
+    assert.match(await page.locator('#subscribe .notice').first().innerText(), /^2 messages after #0 could not be delivered/);
   });
 
   test('the page recovers after the server restarts, and misses nothing published meanwhile', async () => {
