@@ -237,7 +237,6 @@ class EventStream {
   #catchUp = (): void => {
     this.#clearStallTimer();
     for (const message of this.#log.since(this.#sent)) {
-      if (this.#ended) return;
       if (!this.#writeMessage(message)) {
         // The socket holds enough: wait until it has sent it.
         this.#res.once('drain', this.#catchUp);
@@ -246,7 +245,6 @@ class EventStream {
         return;
       }
     }
-    if (this.#ended) return;
     // Caught up with the log: go live. `subscribe(…, sent)` replays whatever
     // is newer than `sent` (nothing, as we are still in the same tick) and
     // then listens, in one step.
