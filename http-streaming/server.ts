@@ -35,6 +35,11 @@
  * a retry, reconnection in the browser), and WebSocket left HTTP altogether.
  * RFC 6202 §3 lists these issues for "HTTP streaming".
  *
+ * The documents warn: "Comet may cause too many IO in the same time, so need
+ * Non-blocking IO Server". That is what Node is: an open stream
+ * here costs a socket, a timer and a log subscription, no thread, and a
+ * message is one write per reader from a single event loop.
+ *
  * Left out on purpose: compression (see above, and BREACH: secrets compressed
  * beside attacker-chosen text); HTTP/2 (each stream is then a frame sequence and
  * the buffering problems move, not vanish; this is plain node:http); a
@@ -64,7 +69,7 @@ export const BUFFERED_MESSAGES_PER_READER = 16;
 
 /** Headers both bodies share: keep every intermediary from holding bytes back. */
 const STREAM_HEADERS: OutgoingHttpHeaders = {
-  // RFC 9111 §5.2.2.4: no-cache, a stored copy must be revalidated (a stream never is);
+  // RFC 9111 §5.2.2.4 no-cache: no cache may answer from a stored copy without asking us;
   // §5.2.2.6 no-transform: no proxy may compress or otherwise rewrite the body.
   'Cache-Control': 'no-cache, no-transform',
   // nginx buffers proxied responses unless the upstream says otherwise.
