@@ -6,10 +6,10 @@ import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
 import { browserSuite } from '../shared/testing/chromium.ts';
-import { startTestServer } from '../shared/testing/server.ts';
+import { startTestServer, waitFor } from '../shared/testing/server.ts';
 import type { RunningServer } from '../shared/lifecycle.ts';
 import { MessageLog } from '../shared/message-log.ts';
-import createSse from './server.ts';
+import createSse, { type SseTechnique } from './server.ts';
 
 const TIMEOUT = 20_000;
 
@@ -53,6 +53,12 @@ browserSuite('sse in Chromium', (browser) => {
     const ping = b.locator('#evt li').first();
     await ping.waitFor({ timeout: TIMEOUT });
     assert.match((await ping.textContent()) ?? '', /^ping at \d{4}-\d\d-\d\dT/);
+
+    // Closing a tab ends its stream on the server at once.
+    const sse = server.technique as SseTechnique;
+    assert.equal(sse.openStreams, 2);
+    await b.close();
+    await waitFor(() => sse.openStreams === 1 && server.log.subscriberCount === 1, TIMEOUT, 'the closed tab\'s stream to go');
   });
 
   test('a message <img src=x onerror=...> shows as text and runs nothing', async () => {
