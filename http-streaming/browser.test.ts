@@ -275,12 +275,12 @@ describe('StreamingClient with the fetch reader', () => {
 
   test('waking up replaces a connection silent for a third of the watchdog, and keeps a lively one', async () => {
     const observer = recorder();
-    const client = track(createClient(new URL(server.url), observer, { watchdogMs: 3_000, since: server.log.lastId, backoff: fastBackoff() }));
+    const client = track(createClient(new URL(server.url), observer, { watchdogMs: 6_000, since: server.log.lastId, backoff: fastBackoff() }));
     client.start();
     await waitFor(() => observer.state_ === 'open', 5_000, 'open');
     fakeWindow.dispatchEvent(new Event('online'));
     assert.equal(observer.requestCount, 1, 'just opened: kept');
-    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    await new Promise((resolve) => setTimeout(resolve, 2_100)); // past a third of the watchdog, well before it
     fakeWindow.dispatchEvent(new Event('online'));
     await waitFor(() => observer.requestCount === 2, 5_000, 'replaced');
     assert.ok(observer.states.some((s) => /silent while the tab was away/.test(s.detail ?? '')));
