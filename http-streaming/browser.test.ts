@@ -353,8 +353,9 @@ describe('readWithXhr: the documents readyState 3 reader', () => {
 
   test('a status other than 200, or a network error, rejects with the reason', async () => {
     const notFound = read();
-    notFound.xhr.responseText = 'Not found\n';
     notFound.xhr.headers(404);
+    notFound.xhr.receive('Not ');
+    notFound.xhr.finish('found\n');
     await assert.rejects(notFound.done, /HTTP 404: Not found/);
 
     const network = read();

@@ -145,6 +145,7 @@ export const readWithXhr: Reader = (base, since, events, signal, { xhrMaxChars }
       // 2 HEADERS_RECEIVED: the status is known. A network error jumps to 4 with status 0.
       if (xhr.readyState < 2) return;
       if (xhr.status !== 200) {
+        if (xhr.readyState < 4) return; // an error answer is short: wait for its text
         const detail = xhr.status === 0 ? 'network error' : `HTTP ${xhr.status}: ${xhr.responseText.trim().slice(0, 100)}`;
         return settle(() => reject(new Error(detail)));
       }
