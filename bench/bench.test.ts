@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { FULL, isMeasured, QUICK, runBench, type BenchParams, type BenchResults } from './bench.ts';
+import { FULL, isMeasured, medianRun, QUICK, runBench, type BenchParams, type BenchResults } from './bench.ts';
 import { getRequest, ResponseReader, type ResponseHead } from './http-response.ts';
 import { childProcesses, inProcess, type Launcher } from './remote.ts';
 import { checkTargets, escapeXml, formatMs, niceCeiling, renderMarkdown, renderSvg } from './report.ts';
@@ -30,6 +30,7 @@ const TINY: BenchParams = {
     ],
     warmupMs: 10,
     durationMs: 40,
+    repeats: 1,
     multi: { connections: 2, bytes: 16, window: 1 },
   },
   polling: { connections: 2, warmupMs: 10, durationMs: 40 },
@@ -266,6 +267,14 @@ describe('parts of the load generators', () => {
     } finally {
       await upgrade.close();
     }
+  });
+
+  test('the median of repeated runs is the middle rate, unless one failed', () => {
+    const run = (perSecond: number, error?: string) => ({ perSecond, completed: 1, seconds: 1, error });
+    assert.equal((medianRun([run(3), run(1), run(2)]) as { perSecond: number }).perSecond, 2);
+    assert.equal((medianRun([run(3), run(1)]) as { perSecond: number }).perSecond, 1);
+    assert.deepEqual(medianRun([run(3), { notMeasured: 'x' }]), { notMeasured: 'x' });
+    assert.equal((medianRun([run(3), run(1, 'bad')]) as { error?: string }).error, 'bad');
   });
 
   test('percentiles are nearest-rank; formatting helpers', () => {

@@ -57,7 +57,7 @@ export function checkTargets(results: BenchResults, params: BenchParams): Target
   }
 
   const largest = Math.max(...params.fanout.levels);
-  const note = largest < 5_000 ? ` (measured at ${largest.toLocaleString('en-US')}; the target is at 5,000)` : '';
+  const note = largest < 5_000 ? ` at ${largest.toLocaleString('en-US')} subscribers (run the full benchmark for 5,000)` : '';
   const fanoutRow = (technique: string) =>
     results.fanout.find((r) => r.technique === technique && r.level === largest);
   for (const technique of ['sse', 'websocket']) {
@@ -66,7 +66,8 @@ export function checkTargets(results: BenchResults, params: BenchParams): Target
     checks.push({
       target: `one message to 5,000 ${technique} subscribers: p99 < 250 ms`,
       measured: measured ? `${formatMs(row.arrivalMs.p99)}${row.reached ? '' : ', level not reached'}${note}` : reason(row),
-      met: measured ? row.arrivalMs.p99 < 250 && row.reached : null,
+      // Only a run at 5,000 can meet it: fewer subscribers are faster.
+      met: measured && largest >= 5_000 ? row.arrivalMs.p99 < 250 && row.reached : null,
     });
   }
   const memory: Array<[string, number]> = [['websocket', 6], ['sse', 12], ['http-streaming', 12], ['long-polling', 11]];
@@ -198,8 +199,8 @@ export function renderMarkdown(results: BenchResults, params: BenchParams, env: 
   line('## 3. WebSocket codec: `/echo` against `ws` and raw TCP');
   line();
   line(`Binary messages, masked as a browser sends them, a fixed number in flight per connection ("window"); ${echo.warmupMs} ms warm-up, ` +
-    `${echo.durationMs} ms measured. Same load client (its own process, counting bytes) for the three servers; ` +
-    'each server a `node --import tsx` child (ws-echo: the `ws` package, `perMessageDeflate: false`; raw TCP: `socket.pipe(socket)`).');
+    `${echo.durationMs} ms measured, ${echo.repeats} time(s) per server in turn, the median shown. Same load client (its own process, counting bytes) for the three servers; ` +
+    'each server a `node --import tsx` child (ws-echo: the `ws` package, `perMessageDeflate: false`; raw TCP: every chunk written back as it is read).');
   line();
   table(
     ['messages', 'window', 'ours msg/s', 'ws msg/s', 'raw TCP msg/s', 'ours / ws', 'ours / raw', 'ws / raw'],

@@ -5,7 +5,10 @@
  *
  *   ws-echo   an echo on the npm `ws` package (the usual choice in Node),
  *             `perMessageDeflate: false` as our codec (see STYLE.md);
- *   tcp-echo  `node:net` piping every byte back: the ceiling of any echo;
+ *   tcp-echo  `node:net` writing every chunk back as it is read: the ceiling
+ *             of any echo (no `pipe()`: its stream machinery costs more per
+ *             chunk than the write itself; the load client bounds what is in
+ *             flight, so there is nothing to push back on);
  *   bare-304  `node:http` answering a matching `If-None-Match` with 304 and
  *             nothing else: the ceiling of any polling endpoint;
  *   bare-upgrade  `node:http` answering every upgrade with a 101 and holding
@@ -121,7 +124,7 @@ export function createTcpEcho(): net.Server {
   return net.createServer((socket) => {
     socket.setNoDelay(true);
     socket.on('error', () => socket.destroy());
-    socket.pipe(socket);
+    socket.on('data', (chunk: Buffer) => socket.write(chunk));
   });
 }
 
