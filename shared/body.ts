@@ -19,12 +19,25 @@ import { HttpError } from './http.ts';
 /** Headers for a refusal after which the rest of the body will not be read. */
 const CLOSE = { Connection: 'close' } as const;
 
+/**
+ * Connections whose body was refused. node:http goes on parsing what the
+ * client pipelined behind the refused request (it may already sit in the
+ * same TCP read) and hands it over as a new request; that request's answer
+ * would never be sent, since the connection closes after the 413, so it
+ * must not have any effect either: a client retrying it would publish twice.
+ */
+const refusedConnections = new WeakSet<object>();
+
 export function readTextBody(req: IncomingMessage, limit: number): Promise<string> {
   return new Promise((resolve, reject) => {
+    if (refusedConnections.has(req.socket)) {
+      reject(new HttpError(400, 'This connection is closing: a previous body was refused', CLOSE));
+      return;
+    }
     const declared = req.headers['content-length'];
     if (declared !== undefined && Number(declared) > limit) {
       stopReading(req);
-      reject(tooLarge(limit));
+      reject(tooLarge(req, limit));
       return;
     }
 
@@ -36,7 +49,7 @@ export function readTextBody(req: IncomingMessage, limit: number): Promise<strin
       if (received > limit) {
         cleanUp();
         stopReading(req);
-        reject(tooLarge(limit));
+        reject(tooLarge(req, limit));
         return;
       }
       chunks.push(chunk);
@@ -61,7 +74,8 @@ export function readTextBody(req: IncomingMessage, limit: number): Promise<strin
   });
 }
 
-function tooLarge(limit: number): HttpError {
+function tooLarge(req: IncomingMessage, limit: number): HttpError {
+  refusedConnections.add(req.socket);
   return new HttpError(413, `Message too large: the limit is ${limit} bytes`, CLOSE);
 }
 

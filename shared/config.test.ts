@@ -64,6 +64,17 @@ describe('readConfig', () => {
     ['ALLOWED_ORIGINS', 'ftp://a.example'],
     ['ALLOWED_ORIGINS', 'https://user@a.example'],
     ['ALLOWED_ORIGINS', 'https://a.example?x=1'],
+    ['ALLOWED_ORIGINS', 'http:a.com'],
+    ['ALLOWED_ORIGINS', 'http://a.com?'],
+    ['ALLOWED_ORIGINS', 'http://a.com#'],
+    ['ALLOWED_ORIGINS', 'http://*.a.com'],
+    ['ALLOWED_ORIGINS', 'http://a.com:'],
+    ['ALLOWED_ORIGINS', 'http://a.com:65536'],
+    ['ALLOWED_ORIGINS', 'http://a..com'],
+    ['ALLOWED_ORIGINS', 'http://[::1'],
+    ['HOST', '999.999.1.1'],
+    ['HOST', '-bad.example'],
+    ['HOST', 'a_b.example'],
   ] as const) {
     test(`${name}=${JSON.stringify(value)} stops start-up with one line naming ${name}`, () => {
       assert.throws(
@@ -85,5 +96,15 @@ describe('readConfig', () => {
 
   test('origins are normalised the way browsers send them', () => {
     assert.deepEqual(readConfig({ ALLOWED_ORIGINS: 'HTTPS://Example.COM:443/' }).allowedOrigins, ['https://example.com']);
+    assert.deepEqual(readConfig({ ALLOWED_ORIGINS: 'http://[::1]:8080,http://127.0.0.1' }).allowedOrigins, [
+      'http://[::1]:8080',
+      'http://127.0.0.1',
+    ]);
+  });
+
+  test('HOST takes IP literals and host names', () => {
+    for (const host of ['0.0.0.0', '::', '::1', 'localhost', 'my-host.example']) {
+      assert.equal(readConfig({ HOST: host }).host, host);
+    }
   });
 });

@@ -10,6 +10,7 @@
  *
  * It does not read anything but the object it is given (process.env by default).
  */
+import { isIP } from 'node:net';
 
 export interface Config {
   /** TCP port; 0 lets the system pick a free one. */
@@ -81,11 +82,16 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
   return value;
 }
 
+/** RFC 1123 §2.1 host name: dot-separated labels of letters, digits and inner hyphens. */
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
 function host(env: Env, name: string, fallback: string): string {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
-  // A host name or an IP literal; no scheme, port, path or white space.
-  if (!/^[A-Za-z0-9.:_-]+$/.test(raw)) {
+  // An IP literal, or a host name that is not a mistyped IPv4 address
+  // ("999.1.1.1" would otherwise be looked up in DNS).
+  const valid = isIP(raw) !== 0 || (HOST_NAME.test(raw) && !/^[0-9.]+$/.test(raw));
+  if (!valid) {
     throw new ConfigError(`${name}: expected a host name or IP address, got ${JSON.stringify(raw)}`);
   }
   return raw;
@@ -102,25 +108,21 @@ function origins(env: Env, name: string): string[] {
   if (raw === undefined || raw.trim() === '') return [];
   return raw.split(',').map((item) => {
     const text = item.trim();
-    let url: URL | undefined;
-    try {
-      url = new URL(text);
-    } catch {
-      url = undefined;
-    }
-    const wellFormed =
-      url !== undefined &&
-      (url.protocol === 'http:' || url.protocol === 'https:') &&
-      url.username === '' && url.password === '' &&
-      // "https://a.example/" is accepted (browsers never send the slash, but people type it).
-      (url.pathname === '/' || url.pathname === '') &&
-      url.search === '' && url.hash === '' &&
-      !/\/\/.*\/./.test(text);
-    if (!wellFormed || url === undefined) {
+    // Checked by shape first, because URL() forgives too much ("http:a.com",
+    // "http://a.com?", "http://*.a.com" all parse). A trailing "/" is
+    // accepted: browsers never send it, but people type it.
+    const match = ORIGIN.exec(text);
+    const port = match?.[3] === undefined ? 0 : Number(match[3]);
+    const hostname = match?.[2] ?? '';
+    const hostOk = hostname.startsWith('[') ? isIP(hostname.slice(1, -1)) === 6 : isIP(hostname) === 4 || HOST_NAME.test(hostname);
+    if (!match || !hostOk || port > 65_535) {
       throw new ConfigError(
         `${name}: expected comma-separated origins like https://example.com:8443, got ${JSON.stringify(text)}`,
       );
     }
-    return url.origin;
+    return new URL(text).origin;
   });
 }
+
+/** scheme "://" host [":" port] ["/"]: the serialisation of RFC 6454 §6.1, as typed by people. */
+const ORIGIN = /^(https?):\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::([0-9]{1,5}))?\/?$/i;

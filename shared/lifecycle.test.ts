@@ -1,9 +1,10 @@
-import { test, describe } from 'node:test';
+import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import http from 'node:http';
-import { startServer, isEntryPoint, SHUTDOWN_GRACE_MS } from './lifecycle.ts';
+import { startServer, isEntryPoint, SHUTDOWN_GRACE_MS, type RunningServer } from './lifecycle.ts';
+import type { CreateTechnique } from './technique.ts';
 import { createFixture } from './testing/fixture/server.ts';
 import { startTestServer, rawRequest } from './testing/server.ts';
 
@@ -111,6 +112,13 @@ describe('running a folder as a process', () => {
     });
   }
 
+  test('a host that is not this machine\'s stops start-up with one line naming HOST', async () => {
+    const child = runFixture({ PORT: '0', HOST: '192.0.2.1' });
+    const out = output(child);
+    assert.equal((await exited(child)).code, 1);
+    assert.match(out.stderr(), /^HOST: cannot listen \(.*EADDRNOTAVAIL.*\)\n$/);
+  });
+
   test('a port in use stops start-up with one line', async () => {
     const taken = await startTestServer(createFixture);
     try {
@@ -118,7 +126,7 @@ describe('running a folder as a process', () => {
       const out = output(child);
       const { code } = await exited(child);
       assert.equal(code, 1);
-      assert.match(out.stderr(), /^cannot listen: .*EADDRINUSE/);
+      assert.match(out.stderr(), /^PORT: cannot listen \(.*EADDRINUSE.*\)\n$/);
     } finally {
       await taken.close();
     }
@@ -153,14 +161,66 @@ describe('startServer', () => {
     assert.equal(shutdowns, 1);
   });
 
-  test('an upgrade request to a technique without upgrade() is 404', async () => {
+  test('a technique without upgrade() answers an upgrade request as the plain request it also is', async () => {
     const server = await startTestServer(createFixture);
     try {
       const raw = await rawRequest(
         server.port,
-        'GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n',
+        'GET /file.txt HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, close\r\nUpgrade: websocket\r\n\r\n',
       );
-      assert.equal(raw.status, 404);
+      assert.equal(raw.status, 200);
+      assert.equal(raw.body, 'public file\n');
+    } finally {
+      await server.close();
+    }
+  });
+
+  describe('a technique that speaks WebSocket', () => {
+    // The fixture plus an upgrade() that answers 101 and says which path it took.
+    const withUpgrade: CreateTechnique = (context) => ({
+      ...createFixture(context),
+      upgrade: (req, socket) => void socket.end(`HTTP/1.1 101 Switching Protocols\r\nX-Path: ${req.url}\r\n\r\n`),
+    });
+    let server: RunningServer;
+    before(async () => {
+      server = await startTestServer(withUpgrade);
+    });
+    after(() => server.close());
+
+    test('gets the WebSocket upgrades', async () => {
+      const raw = await rawRequest(server.port, 'GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\n\r\n');
+      assert.equal(raw.status, 101);
+      assert.equal(raw.headers['x-path'], '/chat');
+    });
+
+    test('while another Upgrade (h2c, as curl --http2 sends) is answered as plain HTTP/1.1, body and all', async () => {
+      const before = server.log.lastId;
+      const raw = await rawRequest(
+        server.port,
+        'POST /publish HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings, close\r\nUpgrade: h2c\r\n' +
+          'HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nContent-Length: 5\r\n\r\nhello',
+      );
+      assert.equal(raw.status, 201);
+      assert.equal(JSON.parse(raw.body).text, 'hello');
+      assert.equal(server.log.lastId, before + 1);
+    });
+
+    test('and the connection stays usable for the next request', async () => {
+      const raw = await rawRequest(
+        server.port,
+        'GET /file.txt HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n' +
+          'GET /file.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+      );
+      assert.equal(raw.raw.match(/HTTP\/1\.1 200 OK/g)?.length, 2);
+    });
+  });
+
+  test('CONNECT is answered 405 instead of a dropped socket', async () => {
+    const server = await startTestServer(createFixture);
+    try {
+      const raw = await rawRequest(server.port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+      assert.equal(raw.status, 405);
+      assert.match(raw.body, /CONNECT/);
     } finally {
       await server.close();
     }

@@ -28,8 +28,12 @@ import { MessageLog } from './message-log.ts';
 import { sendText } from './http.ts';
 import type { CreateTechnique, Technique } from './technique.ts';
 
-/** Under the contract's 2 s, with room for the process to exit. */
-export const SHUTDOWN_GRACE_MS = 1_500;
+/**
+ * Under the contract's 2 s, with room for the process to exit: a browser's
+ * speculative connection that never sent a request is not "idle" to node:http
+ * and stays open until this deadline.
+ */
+export const SHUTDOWN_GRACE_MS = 1_000;
 /** How often idle keep-alive connections are swept during shutdown. */
 const IDLE_SWEEP_MS = 25;
 
@@ -69,10 +73,24 @@ export async function startServer(create: CreateTechnique, options: StartOptions
     }
   });
   server.on('clientError', answerClientError);
-  server.on('upgrade', (req, socket, head) => {
-    if (technique.upgrade) technique.upgrade(req, socket, head);
-    else socket.end('HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 10\r\nConnection: close\r\n\r\nNot found\n');
+  // CONNECT asks for a tunnel; without this listener node:http drops the
+  // socket without a word.
+  server.on('connect', (_req, socket) => {
+    socket.on('error', () => socket.destroy());
+    socket.end(plainResponse(405, 'CONNECT is not supported', 'Allow: GET, HEAD, POST\r\n'));
   });
+  // With an 'upgrade' listener node:http hands over *every* request that says
+  // Connection: upgrade, whatever protocol it asks for. Only a technique that
+  // speaks WebSocket listens; anything else (curl --http2 sends
+  // "Upgrade: h2c" on ordinary requests) is answered as the plain HTTP
+  // request it also is: RFC 9110 §7.8 lets a server ignore an Upgrade.
+  const { upgrade } = technique;
+  if (upgrade) {
+    server.on('upgrade', (req, socket, head) => {
+      if (asksForWebSocket(req)) upgrade.call(technique, req, socket, head);
+      else answerWithoutUpgrade(server, req, socket, head);
+    });
+  }
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -87,6 +105,45 @@ export async function startServer(create: CreateTechnique, options: StartOptions
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => (closing ??= shutDown(server, technique));
   return { url, port, server, log, config, technique, close };
+}
+
+function asksForWebSocket(req: http.IncomingMessage): boolean {
+  return (req.headers.upgrade ?? '').split(',').some((token) => token.trim().toLowerCase() === 'websocket');
+}
+
+/**
+ * Gives a request that asked for some other protocol back to node:http as an
+ * ordinary one: its head is written out again without the upgrade headers,
+ * put back in front of whatever followed it on the socket, and the socket is
+ * handed to the server as if it had just connected.
+ */
+function answerWithoutUpgrade(server: http.Server, req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+  const lines = [`${req.method} ${req.url} HTTP/${req.httpVersion}`];
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i]!;
+    let value = req.rawHeaders[i + 1]!;
+    const lower = name.toLowerCase();
+    if (lower === 'upgrade' || lower === 'http2-settings') continue;
+    if (lower === 'connection') {
+      value = value
+        .split(',')
+        .map((token) => token.trim())
+        .filter((token) => !['upgrade', 'http2-settings'].includes(token.toLowerCase()))
+        .join(', ');
+      if (value === '') continue;
+    }
+    lines.push(`${name}: ${value}`);
+  }
+  socket.unshift(Buffer.concat([Buffer.from(lines.join('\r\n') + '\r\n\r\n', 'latin1'), head]));
+  server.emit('connection', socket);
+}
+
+function plainResponse(status: number, text: string, extraHeaders = ''): string {
+  const body = `${text}\n`;
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: text/plain; charset=utf-8\r\n${extraHeaders}` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+  );
 }
 
 /**
@@ -104,11 +161,7 @@ function answerClientError(error: Error & { code?: string }, socket: Duplex): vo
     error.code === 'HPE_HEADER_OVERFLOW' ? 431
     : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408
     : 400;
-  const body = `${STATUS_CODES[status]}\n`;
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
-      `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
-  );
+  socket.end(plainResponse(status, STATUS_CODES[status] ?? 'Bad request'));
 }
 
 function shutDown(server: http.Server, technique: Technique): Promise<void> {
@@ -133,6 +186,17 @@ function shutDown(server: http.Server, technique: Technique): Promise<void> {
   });
 }
 
+function startupError(error: unknown): string {
+  if (error instanceof ConfigError) return error.message;
+  const { code, message } = error as { code?: string; message?: string };
+  const variable =
+    code === 'EADDRINUSE' || code === 'EACCES' ? 'PORT'
+    : code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EADDRNOTAVAIL' || code === 'EAFNOSUPPORT' ? 'HOST'
+    : undefined;
+  const text = `cannot listen (${message ?? String(error)})`;
+  return variable ? `${variable}: ${text}` : text;
+}
+
 /** True when the module at `moduleUrl` is the script node (or tsx) was started with. */
 export function isEntryPoint(moduleUrl: string): boolean {
   const script = process.argv[1];
@@ -152,12 +216,9 @@ export async function runStandalone(create: CreateTechnique): Promise<void> {
   try {
     running = await startServer(create);
   } catch (error) {
-    // One line, no stack trace: a bad variable or a port in use is not a bug.
-    const text =
-      error instanceof ConfigError ? error.message
-      : error instanceof Error && 'code' in error ? `cannot listen: ${error.message}`
-      : String(error);
-    console.error(text);
+    // One line, no stack trace, naming the variable to change: a bad value or
+    // a port in use is not a bug.
+    console.error(startupError(error));
     process.exitCode = 1;
     return;
   }

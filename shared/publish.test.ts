@@ -102,6 +102,19 @@ describe('POST /publish', () => {
     assert.equal(server.log.lastId, before);
   });
 
+  test('a request pipelined behind a refused body has no effect (its answer could never be sent)', async () => {
+    const before = server.log.lastId;
+    const response = await rawRequest(
+      server.port,
+      `POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: ${LIMIT + 1}\r\n\r\n${'x'.repeat(LIMIT + 1)}` +
+        'POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nz',
+    );
+    assert.equal(response.status, 413);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(server.log.lastId, before);
+    assert.equal((await post('fresh connection')).status, 201);
+  });
+
   test('a client that goes away mid-body publishes nothing and the server carries on', async () => {
     const before = server.log.lastId;
     const socket = net.connect(server.port, '127.0.0.1');

@@ -98,10 +98,19 @@ describe('static files behind the gate, over a raw socket', () => {
     }
   });
 
-  test('methods other than GET and HEAD are 405 with Allow', async () => {
-    const response = await rawRequest(server.port, 'DELETE /file.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
-    assert.equal(response.status, 405);
-    assert.equal(response.headers.allow, 'GET, HEAD');
+  test('methods other than GET and HEAD are 405 with Allow on a file that exists', async () => {
+    for (const target of ['/file.txt', '/', '/style.css']) {
+      const response = await rawRequest(server.port, `DELETE ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      assert.equal(response.status, 405, target);
+      assert.equal(response.headers.allow, 'GET, HEAD');
+    }
+  });
+
+  test('and 404 on a path that does not exist, or that the gate refuses', async () => {
+    for (const target of ['/nope', '/publish/', '/../public-secret/secret.txt']) {
+      const response = await rawRequest(server.port, `POST ${target} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+      assert.equal(response.status, 404, target);
+    }
   });
 
   test('a Range header is ignored rather than half-honoured', async () => {

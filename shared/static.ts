@@ -28,8 +28,9 @@
  * With several roots, the first that has the file answers.
  */
 import path from 'node:path';
+import { stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import nodeStatic from 'node-static';
+import nodeStatic, { type Server as NodeStaticServer } from 'node-static';
 import { HttpError, allowMethods, sendError, sendText } from './http.ts';
 
 /** Characters that never belong in a file name served here (after decoding). */
@@ -70,6 +71,25 @@ export function safeStaticPath(rawUrl: string, root: string): string {
   return servedPath;
 }
 
+/**
+ * Another method on a static path: 405 with Allow when the file exists, but
+ * 404 when it does not (the contract: unknown paths are 404, whatever the method).
+ */
+async function refuseMethod(req: IncomingMessage, res: ServerResponse, servers: NodeStaticServer[]): Promise<void> {
+  for (const server of servers) {
+    try {
+      const file = path.join(server.root, safeStaticPath(req.url ?? '/', server.root));
+      if ((await stat(file)).isFile() || file === server.root + path.sep) {
+        allowMethods(req, res, ['GET', 'HEAD']);
+        return;
+      }
+    } catch {
+      // not this root
+    }
+  }
+  sendText(res, 404, 'Not found');
+}
+
 export type StaticHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
 export function createStaticFiles(roots: readonly string[]): StaticHandler {
@@ -83,7 +103,10 @@ export function createStaticFiles(roots: readonly string[]): StaticHandler {
   );
 
   return (req, res) => {
-    if (!allowMethods(req, res, ['GET', 'HEAD'])) return;
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      void refuseMethod(req, res, servers);
+      return;
+    }
     delete req.headers.range;
     // The ServerResponse was created for a HEAD and will send no body.
     if (req.method === 'HEAD') req.method = 'GET';
