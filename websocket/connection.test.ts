@@ -6,9 +6,10 @@
 import { afterEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { WebSocketConnection, type ConnectionHandlers } from './connection.ts';
+import { WebSocketConnection, type ConnectionHandlers, type ConnectionOptions } from './connection.ts';
 import { Opcode } from './frame.ts';
 import { RawClient } from './test-client.ts';
+import { waitFor } from '../shared/testing/server.ts';
 
 let listeners: net.Server[] = [];
 afterEach(() => {
@@ -20,7 +21,10 @@ afterEach(() => {
  * A listener that answers any request with a bare 101 and hands the socket to a
  * WebSocketConnection; resolves with both ends and what onClose reported.
  */
-async function connectionPair(handlers: (connection: WebSocketConnection) => ConnectionHandlers = () => ({})) {
+async function connectionPair(
+  handlers: (connection: WebSocketConnection) => ConnectionHandlers = () => ({}),
+  options: Partial<ConnectionOptions> = {},
+) {
   let accepted!: (connection: WebSocketConnection) => void;
   const connectionReady = new Promise<WebSocketConnection>((resolve) => (accepted = resolve));
   let reportClose!: (close: { code: number; reason: string }) => void;
@@ -34,6 +38,7 @@ async function connectionPair(handlers: (connection: WebSocketConnection) => Con
         maxBufferedBytes: 64 * 1024,
         heartbeatMs: 60_000,
         closeTimeoutMs: 50,
+        ...options,
       });
       const own = handlers(connection);
       connection.start({ ...own, onClose: (code, reason) => reportClose({ code, reason }) });
@@ -119,5 +124,53 @@ describe('failures in our own code', () => {
     assert.equal(await client.closeCode(), 1011);
     assert.equal((await reported).code, 1006);
     assert.equal(logged.mock.callCount(), 1);
+  });
+});
+
+describe('backpressure', () => {
+  const echo = (connection: WebSocketConnection): ConnectionHandlers => ({
+    onMessage: (data, binary) => connection.sendMessage(data, binary),
+  });
+  // Far more than loopback TCP buffers hold, so unsent bytes must pile up somewhere.
+  const BURST_BYTES = 16 * 1024 * 1024;
+  const FRAME_BYTES = 1024;
+
+  test('a peer that sends a burst without reading is read no faster than it reads: slowed, not failed, nothing lost', async () => {
+    const { client, connection } = await connectionPair(echo, { maxBufferedBytes: 64 * 1024 });
+    client.socket.pause(); // a client busy writing, reading nothing for now
+    const count = BURST_BYTES / FRAME_BYTES;
+    for (let i = 0; i < count; i++) client.sendFrame(Opcode.BINARY, Buffer.alloc(FRAME_BYTES, i & 0xff));
+    // Give the server every chance to read the whole burst and queue its echoes.
+    await waitFor(() => client.socket.writableLength === 0 || connection.state !== 'open', 2_000).catch(() => {});
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(connection.state, 'open', 'not failed for the echoes it could not send yet');
+    client.socket.resume();
+    await waitFor(() => client.frames.length >= count || connection.state !== 'open', 30_000, 'every echo');
+    assert.equal(connection.state, 'open');
+    assert.equal(client.frames.length, count);
+    assert.ok(client.frames.every((frame, i) => frame.opcode === Opcode.BINARY && frame.payload[0] === (i & 0xff)));
+    client.end();
+    await client.closed;
+  });
+
+  test('a peer that stops reading is failed with 1008 past maxBufferedBytes; a slow one reads the close frame', async () => {
+    const { client, connection, reported } = await connectionPair(() => ({}), {
+      maxBufferedBytes: 64 * 1024,
+      closeTimeoutMs: 60_000, // room for the client to come back and read
+    });
+    client.socket.pause();
+    let sent = 0;
+    // Send until the server gives up, letting the socket flush between batches.
+    while (connection.state === 'open' && sent < BURST_BYTES / FRAME_BYTES) {
+      for (let i = 0; i < 100 && connection.state === 'open'; i++, sent++) connection.sendMessage(Buffer.alloc(FRAME_BYTES), true);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    assert.equal(connection.state, 'closing', 'failed for not reading');
+    connection.sendText('dropped: nothing is queued after the close frame');
+    client.socket.resume();
+    assert.equal(await client.closeCode(), 1008);
+    assert.equal(client.frames.filter((frame) => frame.opcode !== Opcode.CLOSE).length, sent);
+    assert.ok(client.serverEndedFirst, 'then the server ends TCP');
+    assert.equal((await reported).code, 1006);
   });
 });

@@ -23,10 +23,20 @@
  * to a Ping frame"). It is what keeps proxies from cutting an idle connection, and
  * what finds a peer whose network vanished without a FIN.
  *
- * Backpressure: a peer that does not read makes our unsent bytes pile up in the
- * socket. Past `maxBufferedBytes` the connection is cut instead of letting memory
- * grow; a close frame would only join the queue the peer is not reading. A burst
- * the peer asked for (the chat's replay) may go over, once: see `allowBurst()`.
+ * Backpressure: unsent bytes pile up in the socket when a peer reads slower than
+ * we write. Two rules keep that bounded without losing what a peer sends:
+ * - A peer is not read faster than it reads. Once the answers to a chunk leave
+ *   more than the socket's high-water mark unsent, reading stops until 'drain':
+ *   a client sending a burst is slowed down by TCP itself, and none of its frames
+ *   is dropped (the chat echoes every message to its sender, so a burst in is a
+ *   burst out).
+ * - A peer that reads nothing while other people's messages keep coming for it
+ *   is failed once its unsent bytes pass `maxBufferedBytes` (see `checkUnsent()`).
+ *   A burst the peer asked for (the chat's replay) may go over, once: see
+ *   `allowBurst()`.
+ * Unsent bytes are measured after each write, except while a chunk's answers are
+ * corked (`receive()`): there every answer counts as unsent until the uncork, so
+ * they are measured after it, when they have had their chance to leave.
  */
 import type { Duplex } from 'node:stream';
 import {
@@ -60,7 +70,11 @@ export interface ConnectionOptions {
   maxMessageBytes: number;
   /** Ping interval; a peer silent for a whole interval after a ping is dropped. */
   heartbeatMs: number;
-  /** Unsent bytes allowed to pile up before the peer is cut for not reading. */
+  /**
+   * Unsent bytes allowed to pile up before the peer is failed for not reading. It
+   * must be well above what the answers to one read of the socket can add at once
+   * (they are all written before reading pauses).
+   */
   maxBufferedBytes: number;
   /** Close handshake deadline; tests shorten it. */
   closeTimeoutMs?: number;
@@ -84,7 +98,7 @@ export type ConnectionState = 'open' | 'closing' | 'closed';
  *
  * It does not fragment outgoing messages (each is one frame), negotiate
  * extensions or subprotocols (handshake.ts does that), or queue messages for a
- * slow peer: past `maxBufferedBytes` unsent, the peer is cut.
+ * slow peer: past `maxBufferedBytes` unsent, the peer is failed with 1008.
  */
 export class WebSocketConnection {
   private readonly assembler: MessageAssembler;
@@ -186,6 +200,14 @@ export class WebSocketConnection {
     } finally {
       this.socket.uncork();
     }
+    this.checkUnsent();
+    // The answers did not all leave: the peer reads slower than it sends. Read no
+    // more of it until they have; meanwhile its frames wait in TCP's buffers and
+    // TCP slows the sender down, which is the flow control it is there for.
+    if (this.socket.writableNeedDrain && this.socket.writableLength > 0 && !this.tcpClosed) {
+      this.socket.pause();
+      this.socket.once('drain', () => this.socket.resume());
+    }
   }
 
   private readFrames(): void {
@@ -248,6 +270,27 @@ export class WebSocketConnection {
   private sendFrame(opcode: number, payload: Buffer): void {
     if (this.closeSent || this.tcpClosed) return;
     this.writeFrame(opcode, payload);
+    // While receive() has the socket corked, nothing has left yet: it checks after the uncork.
+    if (this.socket.writableCorked === 0) this.checkUnsent();
+  }
+
+  /**
+   * Fails a peer that has stopped reading: past `maxBufferedBytes` (plus any burst
+   * allowed) of unsent bytes, instead of buffering for it without bound.
+   *
+   * The close code is 1008 (policy violation, §7.4.1): the peer broke this server's
+   * rule of reading what it is sent, and 1008 is the generic code for that. 1011
+   * would blame the server ("an unexpected condition"), and 1009 is about a
+   * message received, not sent. The close frame joins the queue: a peer that is
+   * only slow reads it and learns why; one that reads nothing is cut at the close
+   * deadline (it then sees 1006). Either way nothing more is queued for it, so
+   * its memory stays bounded.
+   */
+  private checkUnsent(): void {
+    const unsent = this.socket.writableLength;
+    if (unsent === 0) this.burstBytes = 0; // everything went out: any burst is over
+    if (this.closeSent || this.tcpClosed || unsent <= this.options.maxBufferedBytes + this.burstBytes) return;
+    this.fail(new ProtocolError(CloseCode.POLICY_VIOLATION, 'not reading fast enough'));
   }
 
   private sendClose(payload: Buffer): void {
@@ -257,13 +300,6 @@ export class WebSocketConnection {
 
   private writeFrame(opcode: number, payload: Buffer): void {
     if (this.tcpClosed || !this.socket.writable) return;
-    const unsent = this.socket.writableLength;
-    if (unsent === 0) this.burstBytes = 0; // everything went out: any burst is over
-    if (unsent > this.options.maxBufferedBytes + this.burstBytes) {
-      // The peer stopped reading: drop it rather than buffer without bound.
-      this.terminate();
-      return;
-    }
     if (payload.length < COPY_PAYLOAD_BELOW_BYTES) {
       this.socket.write(encodeFrame(opcode, payload));
       return;

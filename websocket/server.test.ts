@@ -4,11 +4,13 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
 import WebSocket from 'ws';
 import { rawRequest, startTestServer, waitFor } from '../shared/testing/server.ts';
 import type { RunningServer } from '../shared/lifecycle.ts';
 import { CHAT_PROTOCOL, createWebSocket, ECHO_MAX_MESSAGE_BYTES, GITHUB_EVENT_INTERVAL_MS } from './server.ts';
-import { Opcode } from './frame.ts';
+import { encodeFrame, Opcode } from './frame.ts';
 import { RawClient, upgradeRequest } from './test-client.ts';
 
 const MAX_MESSAGE_BYTES = 1024;
@@ -252,6 +254,69 @@ describe('the handshake over HTTP', () => {
     const client = await RawClient.connect(server.port, Buffer.concat([Buffer.from(upgradeRequest('/echo')), frame]));
     assert.equal((await client.nextMessage())?.data.toString(), 'Hello');
     client.end();
+  });
+});
+
+describe('a burst of frames from one chat client', () => {
+  /**
+   * Opens a sender and a second chat socket on a server with `maxMessageBytes`,
+   * has the sender send `texts` (through `send`), and checks that every one was
+   * published and reached both sockets once, in order, with no close.
+   */
+  async function burst(maxMessageBytes: number, texts: string[], send: (sender: WebSocket) => void): Promise<void> {
+    const server = await startTestServer(createWebSocket, { maxMessageBytes });
+    try {
+      const sender = await Peer.open(server, '/chat');
+      const other = await Peer.open(server, '/chat');
+      send(sender.socket);
+      for (const peer of [sender, other]) {
+        await waitFor(() => peer.messages.length >= texts.length || peer.closeCode !== undefined, 20_000, 'the burst');
+        assert.equal(peer.closeCode, undefined, 'not closed');
+        const received = peer.messages.map((message) => JSON.parse(message.data.toString()) as { id: number; text: string });
+        assert.deepEqual(
+          received.map((message) => message.text),
+          texts,
+        );
+        assert.deepEqual(
+          received.map((message) => message.id),
+          texts.map((_, i) => i + 1),
+        );
+      }
+      assert.equal(server.log.lastId, texts.length, 'every frame was published');
+      sender.socket.close();
+      other.socket.close();
+      await Promise.all([sender.closed, other.closed]);
+    } finally {
+      await server.close();
+    }
+  }
+  const sendEach = (texts: string[]) => (socket: WebSocket) => {
+    for (const text of texts) socket.send(text);
+  };
+  const numbered = (count: number, length: number) =>
+    Array.from({ length: count }, (_, i) => `m${i}`.padEnd(length, '.'));
+
+  test('50 small frames with MAX_MESSAGE_BYTES=100: all published, echoed to the sender and to the others, in order', async () => {
+    const texts = Array.from({ length: 50 }, (_, i) => `m${i}`);
+    await burst(100, texts, sendEach(texts));
+  });
+
+  test('600 frames of 100 bytes with MAX_MESSAGE_BYTES=4096', async () => {
+    const texts = numbered(600, 100);
+    await burst(4096, texts, sendEach(texts));
+  });
+
+  test('200 frames of 900 bytes with MAX_MESSAGE_BYTES=1000 (several TCP reads)', async () => {
+    const texts = numbered(200, 900);
+    await burst(1000, texts, sendEach(texts));
+  });
+
+  test('600 frames of 100 bytes in a single TCP write (one read on the server)', async () => {
+    const texts = numbered(600, 100);
+    const frames = Buffer.concat(texts.map((text) => encodeFrame(Opcode.TEXT, Buffer.from(text), { maskKey: randomBytes(4) })));
+    // Below the 64 KiB node reads at a time, so the server handles them in one corked batch.
+    assert.ok(frames.length < 64 * 1024);
+    await burst(4096, texts, (sender) => (sender as unknown as { _socket: Socket })._socket.write(frames));
   });
 });
 

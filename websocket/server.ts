@@ -75,16 +75,27 @@ export const GITHUB_EVENT_INTERVAL_MS = 3_000;
 const GITHUB_EVENTS_MAX_MESSAGE_BYTES = 4 * 1024;
 
 /**
- * Unsent bytes a peer may leave unread before it is cut, counted in messages of
- * the endpoint's largest size: a chat peer may fall this many full messages
- * behind; an echo peer gets the reply to one message being written and one more.
- * Past that the peer is not reading, and the server would only be growing a
- * queue for it.
+ * Unsent bytes a peer may leave unread before it is failed (1008, connection.ts),
+ * counted in messages of the endpoint's largest size: a chat peer may fall this
+ * many full messages behind; an echo peer gets the reply to one message being
+ * written and one more. Past that the peer is not reading, and the server would
+ * only be growing a queue for it.
  */
 const CHAT_MESSAGES_BUFFERED = 16;
 const ECHO_MESSAGES_BUFFERED = 2;
-/** A GitHub event is well under 1 KiB: this is dozens of unread events. */
-const GITHUB_EVENTS_BUFFERED_BYTES = 64 * 1024;
+/** A GitHub event is well under 1 KiB: the floor below is over a thousand unread events. */
+const GITHUB_EVENTS_BUFFERED = 16;
+
+/**
+ * …but never less than this, however small MAX_MESSAGE_BYTES is: the answers to
+ * one read of the socket are all queued before the connection can pause reading,
+ * and they can be large. Node reads up to 64 KiB at a time; a 1-character chat
+ * frame is 7 bytes in and about 60 bytes of message JSON back to its sender, so
+ * one read of tiny frames can queue some 600 KiB for a peer that reads perfectly
+ * well. (With MAX_MESSAGE_BYTES=100, 16 messages were 1.6 KB, and a client
+ * sending 50 short messages in a row was cut.)
+ */
+const MIN_BUFFERED_BYTES = 1024 * 1024;
 
 interface Endpoint {
   /** Subprotocols it speaks (§1.9), offered by the client in the handshake. */
@@ -105,9 +116,9 @@ export const createWebSocket: CreateTechnique = ({ log, config }) => {
   /** Every open connection, so shutdown can close them all (one owner, one set). */
   const connections = new Set<WebSocketConnection>();
 
-  const limits = (maxMessageBytes: number, maxBufferedBytes: number): ConnectionOptions => ({
+  const limits = (maxMessageBytes: number, messagesBuffered: number): ConnectionOptions => ({
     maxMessageBytes,
-    maxBufferedBytes,
+    maxBufferedBytes: Math.max(MIN_BUFFERED_BYTES, messagesBuffered * maxMessageBytes),
     heartbeatMs: config.heartbeatMs,
   });
 
@@ -116,7 +127,7 @@ export const createWebSocket: CreateTechnique = ({ log, config }) => {
       '/chat',
       {
         protocols: [CHAT_PROTOCOL],
-        options: limits(config.maxMessageBytes, CHAT_MESSAGES_BUFFERED * config.maxMessageBytes),
+        options: limits(config.maxMessageBytes, CHAT_MESSAGES_BUFFERED),
         checkRequest: parseSince, // a malformed `since` is a 400
         open: (connection, url) => openChat(connection, parseSince(url), log),
       },
@@ -125,7 +136,7 @@ export const createWebSocket: CreateTechnique = ({ log, config }) => {
       '/echo',
       {
         protocols: [],
-        options: limits(ECHO_MAX_MESSAGE_BYTES, ECHO_MESSAGES_BUFFERED * ECHO_MAX_MESSAGE_BYTES),
+        options: limits(ECHO_MAX_MESSAGE_BYTES, ECHO_MESSAGES_BUFFERED),
         open: openEcho,
       },
     ],
@@ -133,7 +144,7 @@ export const createWebSocket: CreateTechnique = ({ log, config }) => {
       '/githubEvents',
       {
         protocols: [],
-        options: limits(GITHUB_EVENTS_MAX_MESSAGE_BYTES, GITHUB_EVENTS_BUFFERED_BYTES),
+        options: limits(GITHUB_EVENTS_MAX_MESSAGE_BYTES, GITHUB_EVENTS_BUFFERED),
         open: (connection) => githubEvents.add(connection),
       },
     ],
