@@ -75,30 +75,34 @@ describe('the forever-frame document', () => {
     assert.equal(argumentOf(frameHeartbeat(NONCE)), 'null');
   });
 
-  test('the head is padded to at least FRAME_PADDING_BYTES, ends with the first p(null), and names the callback', () => {
-    const head = frameHead(NONCE);
+  test('the head is padded to at least FRAME_PADDING_BYTES, ends with the hello carrying the heartbeat, and names the callback', () => {
+    const head = frameHead(NONCE, 15_000);
     assert.ok(Buffer.byteLength(head) >= FRAME_PADDING_BYTES, `${Buffer.byteLength(head)} bytes`);
     assert.ok(Buffer.byteLength(head) < FRAME_PADDING_BYTES + 64, 'padded, not bloated');
     assert.ok(head.startsWith('<!doctype html>'));
-    assert.ok(head.endsWith(frameHeartbeat(NONCE)));
+    assert.ok(head.endsWith(`<script nonce="${NONCE}">p(null, {"heartbeatMs":15000})</script>\n`));
     assert.ok(head.includes(`parent.${FRAME_CALLBACK}`));
     // Every script element carries the nonce the Content-Security-Policy allows.
     for (const tag of head.match(/<script[^>]*>/g)!) assert.equal(tag, `<script nonce="${NONCE}">`);
   });
 
   test('p() calls the parent callback with (frame window, message), and never a parent it cannot reach', () => {
-    const head = frameHead(NONCE);
+    const head = frameHead(NONCE, 15_000);
     const source = /<script[^>]*>\n([^]*?)<\/script>/.exec(head)![1]!;
     const calls: unknown[][] = [];
     const removed: string[] = [];
     const run = (parent: unknown, self: unknown): void => {
       const document = { currentScript: { remove: () => removed.push('script') } };
-      new Function('parent', 'window', 'document', `${source}; p({"id":1,"text":"x"}); p(null);`)(parent, self, document);
+      new Function('parent', 'window', 'document', `${source}; p(null, {"heartbeatMs":15000}); p({"id":1,"text":"x"}); p(null);`)(parent, self, document);
     };
     const frame = {};
     run({ [FRAME_CALLBACK]: (...args: unknown[]) => calls.push(args) }, frame);
-    assert.deepEqual(calls, [[frame, { id: 1, text: 'x' }], [frame, null]]);
-    assert.deepEqual(removed, ['script', 'script'], 'spent scripts are removed');
+    assert.deepEqual(calls, [
+      [frame, null, { heartbeatMs: 15_000 }],
+      [frame, { id: 1, text: 'x' }, undefined],
+      [frame, null, undefined],
+    ]);
+    assert.deepEqual(removed, ['script', 'script', 'script'], 'spent scripts are removed');
 
     // Opened on its own (parent === window), or by a parent without the callback: nothing happens.
     const alone = { [FRAME_CALLBACK]: () => assert.fail('called itself') };
@@ -106,12 +110,12 @@ describe('the forever-frame document', () => {
     run({}, frame);
     // A parent of another origin throws on access: p() gives up quietly.
     run(new Proxy({}, { get: () => { throw new Error('SecurityError'); } }), frame);
-    assert.equal(calls.length, 2);
+    assert.equal(calls.length, 3);
   });
 
   test('a nonce must be base64, since it lands in an attribute and a header', () => {
     assert.throws(() => frameHeartbeat('"><script>'), RangeError);
-    assert.throws(() => frameHead(''), RangeError);
+    assert.throws(() => frameHead('', 15_000), RangeError);
   });
 
   test('the tail closes the document', () => {

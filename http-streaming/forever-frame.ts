@@ -8,17 +8,20 @@
  * `htmlfile`, SockJS's `iframe-htmlfile`) kept it as a fallback.
  *
  *     <!doctype html><meta charset="utf-8"><title>forever frame</title>
- *     <script nonce="…">function p(m){…parent.onStreamMessage(window, m)…}</script>
+ *     <script nonce="…">function p(m, h){…parent.onStreamMessage(window, m, h)…}</script>
  *     <!-- 1 KiB of padding -->
- *     <script nonce="…">p(null)</script>                               hello
+ *     <script nonce="…">p(null, {"heartbeatMs":15000})</script>        hello
  *     <script nonce="…">p({"id":1,"text":"\u003c/script\u003e…"})</script>  a message
  *     <script nonce="…">p(null)</script>                               a heartbeat
  *     </body></html>                                                   at shutdown
  *
  * The contract with the parent page (browser.ts implements its side):
- * - The parent defines `window.onStreamMessage(source, message)`: `source` is the
- *   frame's window (so several frames can share one page), `message` a chat
- *   message object, or `null` for "open" and heartbeats.
+ * - The parent defines `window.onStreamMessage(source, message, hello)`: `source`
+ *   is the frame's window (so several frames can share one page), `message` a
+ *   chat message object, or `null` for "open" and heartbeats. The first call,
+ *   "open", also carries `hello`, `{"heartbeatMs": N}`: how often a heartbeat
+ *   will come, which the parent's watchdog needs (an iframe shows its parent no
+ *   response headers, and no error when its response breaks off: see browser.ts).
  * - The frame calls it only when the parent is reachable: a page of another
  *   origin cannot be scripted (the call throws, and `p` gives up quietly), and
  *   `frame-ancestors 'self'` stops another origin from framing it at all. The
@@ -81,20 +84,28 @@ function call(nonce: string, argument: string): string {
   return `<script nonce="${checkNonce(nonce)}">p(${argument})</script>\n`;
 }
 
+/** What the hello tells the parent, besides "open". */
+export interface FrameHello {
+  /** The server's heartbeat interval (HEARTBEAT_MS). */
+  heartbeatMs: number;
+}
+
 /**
- * The start of the document, up to and including the first call (`p(null)`,
- * "open"), padded to at least FRAME_PADDING_BYTES so that the call runs at once.
+ * The start of the document, up to and including the first call
+ * (`p(null, hello)`, "open"), padded to at least FRAME_PADDING_BYTES so that the
+ * call runs at once.
  */
-export function frameHead(nonce: string): string {
+export function frameHead(nonce: string, heartbeatMs: number): string {
   const start =
     '<!doctype html>\n<html><head><meta charset="utf-8"><title>forever frame</title>\n' +
     `<script nonce="${checkNonce(nonce)}">\n` +
     // p: hand one message (or null) to the parent; a parent of another origin throws on access.
-    `function p(m) {\n  var f;\n  try { f = parent !== window && parent.${FRAME_CALLBACK}; } catch (e) { return; }\n` +
-    '  if (typeof f === "function") f(window, m);\n' +
+    `function p(m, h) {\n  var f;\n  try { f = parent !== window && parent.${FRAME_CALLBACK}; } catch (e) { return; }\n` +
+    '  if (typeof f === "function") f(window, m, h);\n' +
     // The scripts are spent once run: remove them so a long-lived frame does not grow its DOM.
     '  var s = document.currentScript; if (s) s.remove();\n}\n</script>\n</head><body>\n';
-  const open = call(nonce, 'null');
+  const hello: FrameHello = { heartbeatMs };
+  const open = call(nonce, `null, ${escapeForScript(JSON.stringify(hello))}`);
   const padding = Math.max(0, FRAME_PADDING_BYTES - start.length - open.length - '<!--  -->\n'.length);
   return `${start}<!-- ${' '.repeat(padding)} -->\n${open}`;
 }

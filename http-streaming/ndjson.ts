@@ -25,6 +25,14 @@ import { parseMessage, type ChatMessage } from '../shared/browser/messages.ts';
 /** The separator, and the whole heartbeat line. */
 export const NEWLINE = '\n';
 
+/**
+ * A response header of /stream (and /iframe): the server's heartbeat interval,
+ * in milliseconds (HEARTBEAT_MS). The client sizes its watchdog from it (two
+ * missed heartbeats) instead of guessing; the frame, which cannot read headers,
+ * gets the same number in its hello (forever-frame.ts).
+ */
+export const HEARTBEAT_HEADER = 'Heartbeat-Ms';
+
 /** The line for one message: its JSON, then the newline. */
 export function formatLine(message: object): string {
   return JSON.stringify(message) + NEWLINE;

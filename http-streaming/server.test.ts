@@ -8,8 +8,8 @@ import net from 'node:net';
 import { startTestServer, rawRequest, waitFor } from '../shared/testing/server.ts';
 import type { RunningServer } from '../shared/lifecycle.ts';
 import type { Config } from '../shared/config.ts';
-import createHttpStreaming, { BUFFERED_MESSAGES_PER_READER, type HttpStreaming } from './server.ts';
-import { NdjsonDecoder, parseLine } from './ndjson.ts';
+import createHttpStreaming, { HIGH_WATER_BYTES, largestChunkBytes, type HttpStreaming } from './server.ts';
+import { HEARTBEAT_HEADER, NdjsonDecoder, parseLine } from './ndjson.ts';
 import { FRAME_PADDING_BYTES, FRAME_TAIL } from './forever-frame.ts';
 
 /** A Node reader of /stream: every line, as it arrives. */
@@ -80,6 +80,7 @@ describe('GET /stream: NDJSON over one chunked response', () => {
     assert.equal(headers['cache-control'], 'no-cache, no-transform');
     assert.equal(headers['x-accel-buffering'], 'no');
     assert.equal(headers['x-content-type-options'], 'nosniff');
+    assert.equal(headers[HEARTBEAT_HEADER.toLowerCase()], '60000', 'the heartbeat interval, for the client watchdog');
     reader.destroy();
   });
 
@@ -165,7 +166,9 @@ describe('GET /iframe: the forever frame', () => {
       assert.ok(nonce, policy);
       assert.match(policy, /default-src 'none'.*frame-ancestors 'self'/);
 
-      const head = body.slice(0, body.indexOf('p(null)</script>') + 'p(null)</script>\n'.length);
+      const hello = 'p(null, {"heartbeatMs":60000})</script>\n'; // the frame's Heartbeat-Ms
+      const head = body.slice(0, body.indexOf(hello) + hello.length);
+      assert.ok(body.includes(hello), 'the hello carries the heartbeat interval');
       assert.ok(Buffer.byteLength(head) >= FRAME_PADDING_BYTES, 'padded before the first call');
       const calls = body.slice(head.length).split('\n').filter(Boolean);
       assert.equal(calls.length, HOSTILE.length);
@@ -223,29 +226,102 @@ describe('shutdown', () => {
   });
 });
 
-describe('a slow reader', () => {
+/** A reader of /iframe: the ids of the messages the frame calls p() with, as they arrive. */
+class FrameReader {
+  body = '';
+  closed = false;
+  readonly request: http.ClientRequest;
+
+  constructor(url: string) {
+    this.request = http.get(url, (response) => {
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (this.body += chunk));
+      response.on('close', () => (this.closed = true));
+      response.on('error', () => {});
+    });
+    this.request.on('error', () => (this.closed = true));
+  }
+
+  get ids(): number[] {
+    return [...this.body.matchAll(/p\(\{"id":(\d+),/g)].map((match) => Number(match[1]));
+  }
+}
+
+/**
+ * A reader that never reads: after the first bytes its socket is paused, so the
+ * kernel buffers fill and then Node's queue (res.writableLength) grows.
+ */
+function stalledReader(port: number, target: string): { started: () => boolean; closed: () => boolean; socket: net.Socket } {
+  const socket = net.connect(port, '127.0.0.1');
+  let started = false;
+  let closed = false;
+  socket.on('close', () => (closed = true));
+  socket.on('error', () => {});
+  socket.write(`GET ${target} HTTP/1.1\r\nHost: x\r\n\r\n`);
+  socket.once('data', () => {
+    socket.pause();
+    started = true;
+  });
+  return { started: () => started, closed: () => closed, socket };
+}
+
+describe('a replay larger than the socket takes at once', () => {
+  // The audit's case: 1000 × 1500 B under the default MAX_MESSAGE_BYTES and
+  // BACKLOG is 1.5 MB written in one go, far past Node's 16 KiB high-water mark.
+  // Paced by 'drain', a reader that reads gets all of it and stays open.
+  for (const [what, config, count, size] of [
+    ['default settings, 1000 × 1500 B', {}, 1000, 1500],
+    ['MAX_MESSAGE_BYTES=100, 1000 × 60 B', { maxMessageBytes: 100 }, 1000, 60],
+  ] as const) {
+    test(`${what}: a reader that reads gets the whole replay, then live messages, on both bodies`, async () => {
+      await withServer(config, async (server) => {
+        for (let i = 0; i < count; i++) server.log.publish('r'.repeat(size));
+        const stream = new StreamReader(new URL('stream', server.url).href);
+        const frame = new FrameReader(new URL('iframe', server.url).href);
+        await waitFor(() => (stream.ids.length === count && frame.ids.length === count) || stream.closed || frame.closed, 20_000, 'the replay');
+        assert.equal(stream.closed, false, `/stream cut after ${stream.ids.length} messages`);
+        assert.equal(frame.closed, false, `/iframe cut after ${frame.ids.length} messages`);
+        assert.deepEqual(stream.ids, range(1, count));
+        assert.deepEqual(frame.ids, range(1, count));
+
+        const live = server.log.publish('live').id;
+        await waitFor(() => stream.ids.at(-1) === live && frame.ids.at(-1) === live, 5_000, 'a live message');
+        assert.equal(streams(server), 2);
+        assert.equal(server.log.subscriberCount, 2, 'both went live');
+        stream.destroy();
+        frame.request.destroy();
+      });
+    });
+  }
+
+  test('a replay that gets no drain for a heartbeat is cut as stuck, and leaves nothing behind', async () => {
+    const maxMessageBytes = 1024;
+    await withServer({ heartbeatMs: 300, maxMessageBytes, backlog: 20_000 }, async (server) => {
+      // 20 MB: more than loopback's kernel buffers absorb for a socket nobody reads.
+      for (let i = 0; i < 20_000; i++) server.log.publish('y'.repeat(maxMessageBytes));
+      const stuck = stalledReader(server.port, '/stream');
+      await waitFor(() => stuck.started(), 5_000, 'the stream opened');
+      await waitFor(() => streams(server) === 0, 10_000, 'cut');
+      // Nothing was published meanwhile, so only the stall timer can have cut it.
+      assert.equal(server.log.subscriberCount, 0);
+      stuck.socket.resume();
+      await waitFor(() => stuck.closed(), 10_000, 'socket closed');
+    });
+  });
+});
+
+describe('a slow live reader', () => {
   test('is cut off past the high-water mark of unsent bytes, while a reading one gets everything', async () => {
     const maxMessageBytes = 16 * 1024;
     await withServer({ heartbeatMs: 60_000, maxMessageBytes }, async (server) => {
-      // A reader that never reads: after the handshake its socket is paused, so
-      // the kernel buffers fill and then Node's queue (res.writableLength) grows.
-      const slow = net.connect(server.port, '127.0.0.1');
-      let slowClosed = false;
-      slow.on('close', () => (slowClosed = true));
-      slow.on('error', () => {});
-      slow.write('GET /stream HTTP/1.1\r\nHost: x\r\n\r\n');
-      let slowStarted = false;
-      slow.once('data', () => {
-        slow.pause();
-        slowStarted = true;
-      });
+      const slow = stalledReader(server.port, '/stream');
       const fast = new StreamReader(new URL('stream', server.url).href);
-      await waitFor(() => streams(server) === 2 && slowStarted, 5_000, 'both readers open');
+      await waitFor(() => streams(server) === 2 && slow.started(), 5_000, 'both readers open');
 
       // Publish until the slow one is cut: kernel buffers (a few MiB on loopback)
       // plus the high-water mark. Bounded, so a missing cut-off fails the test.
       const text = 'x'.repeat(maxMessageBytes);
-      const highWater = BUFFERED_MESSAGES_PER_READER * maxMessageBytes;
+      const highWater = HIGH_WATER_BYTES + largestChunkBytes(maxMessageBytes);
       let published = 0;
       while (streams(server) === 2 && published < 4_000) {
         server.log.publish(text);
@@ -254,8 +330,8 @@ describe('a slow reader', () => {
       }
       assert.equal(streams(server), 1, `slow reader still open after ${published} messages`);
       assert.ok(published * maxMessageBytes > highWater, 'not before the high-water mark');
-      slow.resume(); // it reads again, and finds the connection closed
-      await waitFor(() => slowClosed, 10_000, 'slow socket closed');
+      slow.socket.resume(); // it reads again, and finds the connection closed
+      await waitFor(() => slow.closed(), 10_000, 'slow socket closed');
       assert.equal(server.log.subscriberCount, 1);
 
       await waitFor(() => fast.ids.length === published, 20_000, 'fast reader got everything');
@@ -264,16 +340,16 @@ describe('a slow reader', () => {
     });
   });
 
-  test('a replay larger than the high-water mark cuts the reader at once and leaves no subscription', async () => {
-    const maxMessageBytes = 1024;
-    await withServer({ heartbeatMs: 60_000, maxMessageBytes, backlog: 10_000 }, async (server) => {
-      // The replay is written synchronously, faster than any socket takes it.
-      for (let i = 0; i < 8_000; i++) server.log.publish('y'.repeat(maxMessageBytes));
+  test('a tiny MAX_MESSAGE_BYTES does not shrink the mark: a live burst past 16 messages cuts nobody', async () => {
+    await withServer({ heartbeatMs: 60_000, maxMessageBytes: 100 }, async (server) => {
       const reader = new StreamReader(new URL('stream', server.url).href);
-      await waitFor(() => reader.closed, 10_000, 'cut off');
-      assert.ok(reader.ids.length < 8_000, `got ${reader.ids.length}`);
-      assert.equal(streams(server), 0);
-      assert.equal(server.log.subscriberCount, 0);
+      await waitFor(() => streams(server) === 1 && server.log.subscriberCount === 1, 5_000, 'live');
+      // 3000 × 60 B in one tick: 180 KB, far past 16 × 100 B, far below 1 MiB.
+      for (let i = 0; i < 3_000; i++) server.log.publish('z'.repeat(60));
+      await waitFor(() => reader.ids.length === 3_000 || reader.closed, 10_000, 'the burst');
+      assert.deepEqual(reader.ids, range(1, 3_000));
+      assert.equal(reader.closed, false);
+      reader.destroy();
     });
   });
 });

@@ -43,7 +43,8 @@
  * Left out on purpose: compression (see above, and BREACH: secrets compressed
  * beside attacker-chosen text); HTTP/2 (each stream is then a frame sequence and
  * the buffering problems move, not vanish; this is plain node:http); a
- * per-client send queue (a reader too slow to keep up is cut off instead, and
+ * per-client send queue (a replay is paced by the socket and read from the log,
+ * which is the only queue; a live reader too slow to keep up is cut off, and
  * catches up with `since` when it reconnects).
  */
 import { randomBytes } from 'node:crypto';
@@ -55,17 +56,27 @@ import { handlePublish } from '../shared/publish.ts';
 import { createSite } from '../shared/site.ts';
 import type { CreateTechnique, Technique } from '../shared/technique.ts';
 import { FRAME_TAIL, frameHead, frameHeartbeat, frameMessage } from './forever-frame.ts';
-import { NEWLINE, formatLine } from './ndjson.ts';
+import { HEARTBEAT_HEADER, NEWLINE, formatLine } from './ndjson.ts';
 
 /**
- * Unsent bytes a reader may leave behind before it is cut off: room for this
- * many of the largest messages. Past it the reader is not keeping up (a stalled
- * tab, a phone in a tunnel), and holding more would only grow memory for it,
- * one copy per slow reader. It reconnects with `since` and loses nothing the
- * backlog still holds. Counted over res.writableLength: what Node still holds
- * once the kernel's socket buffer (a few MiB on loopback) is full.
+ * Unsent bytes a live reader may leave behind, beyond one largest chunk, before
+ * it is cut off. A reader that keeps up drains far faster than a chat fills
+ * this; one a megabyte behind is stalled (a frozen tab, a phone in a tunnel),
+ * and holding more would only grow memory for it, one copy per slow reader. It
+ * reconnects with `since` and loses nothing the backlog still holds. Counted
+ * over res.writableLength: what Node still holds once the kernel's socket
+ * buffer (a few MiB on loopback) is full. The same mark as ../sse/server.ts.
  */
-export const BUFFERED_MESSAGES_PER_READER = 16;
+export const HIGH_WATER_BYTES = 1024 * 1024;
+
+/**
+ * The largest chunk a message of `maxMessageBytes` makes: JSON writes a control
+ * character as 6 bytes (`\u0001`), and the frame writes `<`, `>`, `&` as 6 as
+ * well (forever-frame.ts), plus the id, the time and the script element.
+ */
+export function largestChunkBytes(maxMessageBytes: number): number {
+  return 6 * maxMessageBytes + 200;
+}
 
 /** Headers both bodies share: keep every intermediary from holding bytes back. */
 const STREAM_HEADERS: OutgoingHttpHeaders = {
@@ -81,7 +92,7 @@ const STREAM_HEADERS: OutgoingHttpHeaders = {
 /** How one body writes what the subscription produces. */
 interface BodyFormat {
   headers: (nonce: string) => OutgoingHttpHeaders;
-  head: (nonce: string) => string;
+  head: (nonce: string, heartbeatMs: number) => string;
   message: (nonce: string, message: Message) => string;
   heartbeat: (nonce: string) => string;
   tail: string;
@@ -119,14 +130,19 @@ export const createHttpStreaming: CreateTechnique = ({ log, config }) => {
   const site = createSite(new URL('.', import.meta.url));
   /** Every open stream, so shutdown can end them all (one owner, one set). */
   const streams = new Set<Stream>();
-  const options = { heartbeatMs: config.heartbeatMs, highWaterBytes: BUFFERED_MESSAGES_PER_READER * config.maxMessageBytes };
+  const options: StreamOptions = {
+    heartbeatMs: config.heartbeatMs,
+    // A single largest message must never trip the mark on its own, however small
+    // MAX_MESSAGE_BYTES is set.
+    highWaterBytes: HIGH_WATER_BYTES + largestChunkBytes(config.maxMessageBytes),
+  };
 
   const open = (req: IncomingMessage, res: ServerResponse, format: BodyFormat): void => {
     if (!allowMethods(req, res, ['GET'])) return;
     const since = parseSince(requestUrl(req)); // 400 before any byte of the 200 is written
-    const stream = new Stream(res, format, options, () => streams.delete(stream));
+    const stream = new Stream(res, format, options, since, () => streams.delete(stream));
     streams.add(stream);
-    stream.start(req.method === 'HEAD' ? undefined : { log, since });
+    stream.start(req.method === 'HEAD' ? undefined : log);
   };
 
   const technique: HttpStreaming = {
@@ -155,84 +171,131 @@ export const createHttpStreaming: CreateTechnique = ({ log, config }) => {
 type CloseReason =
   /** The server is going down: the body is ended properly (tail + zero-size chunk). */
   | 'shutdown'
-  /** The reader fell too far behind: the connection is destroyed, nothing more is queued. */
+  /** The reader fell too far behind, or took nothing for a heartbeat: the connection is destroyed. */
   | 'slow'
   /** The connection closed (the client went away, or after one of the above). */
   | 'gone';
 
+interface StreamOptions {
+  heartbeatMs: number;
+  highWaterBytes: number;
+}
+
 /**
- * One open response and everything it holds: the log subscription and the
- * heartbeat timer. close() is its only teardown path and runs once, whoever
- * calls it first (shutdown, the slow-reader check, or the connection's 'close').
+ * One open response and everything it holds: its position (the last id
+ * written), the log subscription, the heartbeat and the timers that judge a
+ * slow reader. close() is its only teardown path and runs once, whoever calls
+ * it first (shutdown, a slow-reader check, or the connection's 'close').
+ *
+ * It writes in two modes, because a replay and live messages differ in who
+ * sets the pace (as ../sse/server.ts does):
+ * - catching up: messages come from the log as fast as the socket takes them.
+ *   When res.write() returns false (Node holds its 16 KiB high-water mark) it
+ *   waits for 'drain' and goes on from the log after the last id written. A
+ *   replay of the whole backlog (1000 × 64 KiB by default) never sits in this
+ *   process's memory at once, and a reader that keeps up is never cut for it.
+ * - live: once caught up, `log.subscribe(listener, sent)` goes live in one
+ *   synchronous step, so nothing published in between is lost or doubled. Now
+ *   the publishers set the pace, and a reader that leaves more than
+ *   highWaterBytes unsent is cut.
+ * A replay that gets no 'drain' for a whole heartbeat interval is cut too: the
+ * reader is stuck, not slow.
  */
 class Stream {
   readonly #res: ServerResponse;
   readonly #format: BodyFormat;
-  readonly #options: { heartbeatMs: number; highWaterBytes: number };
+  readonly #options: StreamOptions;
   readonly #onClosed: () => void;
   /** Per response: a script without it does not run in the frame (forever-frame.ts). */
   readonly #nonce = randomBytes(16).toString('base64');
+  /** Id of the last message written (starts at the request's `since`). */
+  #sent: number;
+  #log: MessageLog | undefined;
   #unsubscribe: (() => void) | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
+  /** Armed while a replay waits for 'drain': fires if none comes for a heartbeat. */
+  #stalled: NodeJS.Timeout | undefined;
   #backlogCheck: NodeJS.Immediate | undefined;
   #closed = false;
 
-  constructor(
-    res: ServerResponse,
-    format: BodyFormat,
-    options: { heartbeatMs: number; highWaterBytes: number },
-    onClosed: () => void,
-  ) {
+  constructor(res: ServerResponse, format: BodyFormat, options: StreamOptions, since: number, onClosed: () => void) {
     this.#res = res;
     this.#format = format;
     this.#options = options;
+    this.#sent = since;
     this.#onClosed = onClosed;
   }
 
-  /** Sends the headers and head, then (unless HEAD) the replay and the live messages. */
-  start(subscription: { log: MessageLog; since: number } | undefined): void {
+  /** Sends the headers and head, then (unless HEAD: no log) the replay and the live messages. */
+  start(log: MessageLog | undefined): void {
     const res = this.#res;
     // 'close' fires when the client goes away, and also after we end or destroy:
     // either way this stream is over. Registered first, so nothing below can miss it.
     res.on('close', () => this.close('gone'));
-    res.writeHead(200, { ...STREAM_HEADERS, ...this.#format.headers(this.#nonce) });
-    if (!subscription) {
+    const { heartbeatMs } = this.#options;
+    res.writeHead(200, { ...STREAM_HEADERS, [HEARTBEAT_HEADER]: String(heartbeatMs), ...this.#format.headers(this.#nonce) });
+    if (!log) {
       res.end();
       return;
     }
+    this.#log = log;
     // No Content-Length: Node sends `Transfer-Encoding: chunked` (RFC 9112 §6.1).
     // Flush now, so the client sees 200 + headers before the first message.
     res.flushHeaders();
-    this.#write(this.#format.head(this.#nonce));
+    this.#write(this.#format.head(this.#nonce, heartbeatMs));
     // RFC 6202 §5.5: a connection silent for 30-60 s is cut by many proxies and
     // NATs; a heartbeat keeps it busy and lets clients notice a dead one.
-    this.#heartbeat = setInterval(() => this.#write(this.#format.heartbeat(this.#nonce)), this.#options.heartbeatMs);
-    // Replay, then live, in one synchronous step (MessageLog.subscribe): nothing
-    // published in between is lost or doubled.
-    this.#unsubscribe = subscription.log.subscribe(
-      (message) => this.#write(this.#format.message(this.#nonce, message)),
-      subscription.since,
-    );
+    this.#heartbeat = setInterval(() => this.#write(this.#format.heartbeat(this.#nonce)), heartbeatMs);
+    this.#catchUp();
   }
 
-  /** Writes one chunk; a reader that has let too much pile up is cut off (#checkBacklog). */
-  #write(chunk: string): void {
-    if (this.#closed || chunk === '') return;
-    // res.write() returning false only says "past 16 KiB, slow down"; a push
-    // server cannot slow down the publishers, so it bounds the queue instead.
-    this.#res.write(chunk);
+  /** Replays from the log at the socket's pace, then goes live (see the class comment). */
+  #catchUp = (): void => {
+    clearTimeout(this.#stalled);
+    this.#stalled = undefined;
+    if (this.#closed) return;
+    const log = this.#log!;
+    for (const message of log.since(this.#sent)) {
+      if (!this.#writeMessage(message)) {
+        // The socket holds enough: go on from the log once it has sent it.
+        this.#res.once('drain', this.#catchUp);
+        this.#stalled = setTimeout(() => this.close('slow'), this.#options.heartbeatMs);
+        return;
+      }
+    }
+    // Caught up: `subscribe(…, sent)` replays whatever is newer than `sent`
+    // (nothing: we are still in the same tick) and listens, in one step.
+    this.#unsubscribe = log.subscribe(this.#onLive, this.#sent);
+  };
+
+  #onLive = (message: Message): void => {
+    this.#writeMessage(message);
     if (this.#res.writableLength > this.#options.highWaterBytes) this.#backlogCheck ??= setImmediate(() => this.#checkBacklog());
-  }
+  };
 
   /**
    * Judged one turn of the event loop later, not at once: Node corks a chunked
-   * response until the next tick, so a burst published in one tick (or a long
-   * replay) sits in writableLength even for a reader that keeps up. Once Node
-   * has handed it to the kernel, what is still queued is this reader's fault.
+   * response until the next tick, so a burst published in one tick sits in
+   * writableLength even for a reader that keeps up. Once Node has handed it to
+   * the kernel, what is still queued is this reader's fault.
    */
   #checkBacklog(): void {
     this.#backlogCheck = undefined;
     if (this.#res.writableLength > this.#options.highWaterBytes) this.close('slow');
+  }
+
+  /** Writes one message; false when the socket asks us to wait. */
+  #writeMessage(message: Message): boolean {
+    // Belt and braces: an id already written (which only a misbehaving log could
+    // hand over twice) is never sent again.
+    if (message.id <= this.#sent) return true;
+    this.#sent = message.id;
+    return this.#write(this.#format.message(this.#nonce, message));
+  }
+
+  #write(chunk: string): boolean {
+    if (this.#closed || chunk === '') return true;
+    return this.#res.write(chunk);
   }
 
   close(reason: CloseReason): void {
@@ -240,8 +303,12 @@ class Stream {
     this.#closed = true;
     this.#unsubscribe?.();
     clearInterval(this.#heartbeat);
+    clearTimeout(this.#stalled);
     clearImmediate(this.#backlogCheck);
+    this.#res.off('drain', this.#catchUp);
     this.#onClosed();
+    // 'slow': the bytes queued for this reader go with the socket (that memory is
+    // the point); the client sees the body break off and reconnects with `since`.
     if (reason === 'shutdown') this.#res.end(this.#format.tail);
     else if (reason === 'slow') this.#res.destroy();
   }
