@@ -1,7 +1,8 @@
 // The long-polling client, run in Node against the real server and against a
 // scripted one: the documents' status table (502/504 → at once, other errors →
-// after a delay), network errors, cut(), wake-ups, the poll deadline, stop(),
-// and no message lost while clients are cut at random. The page (SubscribePane,
+// after 1 s, then backing off; RetryPolicy's delays as a table), network errors,
+// cut(), wake-ups, the poll deadline, stop(), and no message lost while clients
+// are cut at random. The page (SubscribePane,
 // PublishForm) is tested in Chromium: page.test.ts.
 import { test, describe, after, before } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +14,7 @@ import type { RunningServer } from '../shared/lifecycle.ts';
 import type { Config } from '../shared/config.ts';
 import type { ClientObserver, PushClient } from '../shared/browser/client.ts';
 import createLongPolling, { type LongPolling } from './server.ts';
-import { classify, createClient, type LongPollingOptions } from './browser.ts';
+import { classify, createClient, RetryPolicy, IMMEDIATE_GATEWAY_RETRIES, type LongPollingOptions } from './browser.ts';
 
 // The little of the page the client touches: onWake's listeners and navigator.onLine.
 const page = {
@@ -95,6 +96,11 @@ describe('classify(): the documents\' status table', () => {
     [504, 'Gateway Timeout', '', { kind: 'gateway', detail: '504 Gateway Timeout' }],
     [500, 'Internal Server Error', 'boom', { kind: 'error', detail: '500 Internal Server Error' }],
     [400, '', 'since must be…', { kind: 'error', detail: '400' }],
+    [404, 'Not Found', 'Not found', { kind: 'error', detail: '404 Not Found' }],
+    [401, 'Unauthorized', '', { kind: 'error', detail: '401 Unauthorized' }],
+    [429, 'Too Many Requests', '', { kind: 'error', detail: '429 Too Many Requests' }],
+    [503, 'Service Unavailable', '', { kind: 'error', detail: '503 Service Unavailable' }],
+    [304, 'Not Modified', '', { kind: 'error', detail: '304 Not Modified' }],
     [200, 'OK', '<html>', { kind: 'error', detail: '200 OK, but not a list of messages' }],
     [200, 'OK', '[{"id":"1"}]', { kind: 'error', detail: '200 OK, but not a list of messages' }],
   ] as const) {
@@ -102,6 +108,52 @@ describe('classify(): the documents\' status table', () => {
       assert.deepEqual(classify(status, statusText, body), expected);
     });
   }
+});
+
+describe('RetryPolicy: the delay before the next request', () => {
+  /** Delays after each outcome, with jitter at its least (0) or its most (1). */
+  function delays(kinds: Parameters<RetryPolicy['delayAfter']>[0][], random: number, options = {}): number[] {
+    const policy = new RetryPolicy({ random: () => random, ...options });
+    return kinds.map((kind) => policy.delayAfter(kind));
+  }
+
+  test('204 and messages: at once, always', () => {
+    assert.deepEqual(delays(['again', 'messages', 'again', 'again'], 1), [0, 0, 0, 0]);
+  });
+
+  test(`502/504: at once ${IMMEDIATE_GATEWAY_RETRIES} times in a row, then backing off from 1 s`, () => {
+    const kinds = Array<'gateway'>(6).fill('gateway');
+    assert.deepEqual(delays(kinds, 0), [0, 0, 0, 1_000, 2_000, 4_000]);
+    assert.deepEqual(delays(kinds, 1), [0, 0, 0, 1_250, 2_500, 5_000]);
+  });
+
+  test('a success or another error starts the count of 502/504 in a row again', () => {
+    const kinds = ['gateway', 'gateway', 'gateway', 'again', 'gateway', 'gateway', 'gateway', 'gateway'] as const;
+    assert.deepEqual(delays([...kinds], 0), [0, 0, 0, 0, 0, 0, 0, 1_000]);
+    assert.deepEqual(delays(['gateway', 'gateway', 'gateway', 'error', 'gateway'], 0), [0, 0, 0, 1_000, 0]);
+  });
+
+  test('any other status or a network error: 1 s the first time (never less), doubling, capped, jitter only adds', () => {
+    const kinds = ['error', 'network', 'error', 'error', 'error', 'error', 'error', 'error'] as const;
+    assert.deepEqual(delays([...kinds], 0), [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000]);
+    assert.deepEqual(delays([...kinds], 1), [1_250, 2_500, 5_000, 10_000, 20_000, 37_500, 37_500, 37_500]);
+    assert.deepEqual(delays(['error', 'error'], 0.5, { initialMs: 10, maxMs: 15 }), [11, 15 + 2]);
+  });
+
+  test('the sequence of the Chromium test: 502 ×3, 500 ×2, 404, then answers', () => {
+    const kinds = ['gateway', 'gateway', 'gateway', 'error', 'error', 'error', 'again', 'error'] as const;
+    assert.deepEqual(delays([...kinds], 0), [0, 0, 0, 1_000, 2_000, 4_000, 0, 1_000]);
+  });
+
+  test('a wake-up or a poll past its deadline: at once, and the back-off goes on', () => {
+    assert.deepEqual(delays(['error', 'restart', 'error', 'restart', 'gateway'], 0), [1_000, 0, 2_000, 0, 0]);
+  });
+
+  test('real jitter: the first retry is drawn from [1000, 1250] ms', () => {
+    const first = Array.from({ length: 200 }, () => new RetryPolicy().delayAfter('network'));
+    assert.ok(first.every((delay) => delay >= 1_000 && delay <= 1_250), String(first));
+    assert.ok(new Set(first).size > 10, 'jittered');
+  });
 });
 
 describe('createClient against the long-polling server', () => {
@@ -208,16 +260,48 @@ describe('createClient and HTTP errors', () => {
     assert.deepEqual(server.since.slice(0, 3), ['0', '0', '1']);
   });
 
-  test('502 again and again: backs off (a proxy whose server is down); coming online retries at once', async () => {
-    const server = await scripted([{ status: 502 }, { status: 504 }, { status: 204 }]);
+  test(`502/504 again and again: at once ${IMMEDIATE_GATEWAY_RETRIES} times, then backs off (a proxy whose server is down); coming online retries at once`, async () => {
+    const server = await scripted([{ status: 502 }, { status: 504 }, { status: 502 }, { status: 504 }, { status: 204 }]);
     const observer = recorder();
-    client(server.url, observer, SLOW);
+    client(server.url, observer, SLOW); // any back-off before the 4th request would outlast the test
     await waitFor(() => observer.log.includes('retrying: 504 Gateway Timeout'), 5_000, 'a back-off');
     await new Promise((resolve) => setTimeout(resolve, 100));
-    assert.equal(server.since.length, 2, 'waiting, not spinning');
+    assert.equal(server.since.length, 4, 'waiting, not spinning');
+    assert.ok(!observer.log.slice(0, -1).some((line) => line.startsWith('retrying')), observer.log.join(', '));
     page.window.dispatchEvent(new Event('online'));
     await waitFor(() => observer.log.at(-1) === 'open', 5_000, 'the 204 after waking up');
     assert.deepEqual(observer.log.slice(-2), ['connecting', 'open']);
+  });
+
+  test('another error is retried after 1 s the first time, not earlier (default back-off)', async () => {
+    const arrivals: number[] = [];
+    const server = http.createServer((_request, res) => {
+      arrivals.push(performance.now());
+      if (arrivals.length === 1) res.writeHead(404).end('Not found');
+      else if (arrivals.length === 2) res.writeHead(204).end();
+      // later polls are held until the server closes
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => {
+      server.closeAllConnections();
+      return new Promise((resolve) => server.close(resolve));
+    });
+    const observer = recorder();
+    client(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`, observer);
+    await waitFor(() => arrivals.length >= 3, 10_000, 'the retry after the 404, then the next poll');
+    assert.ok(arrivals[1]! - arrivals[0]! >= 950, `retried after ${Math.round(arrivals[1]! - arrivals[0]!)} ms`);
+    assert.ok(arrivals[2]! - arrivals[1]! < 900, 'the 204 is followed at once');
+    assert.deepEqual(observer.log, ['connecting', 'retrying: 404 Not Found', 'connecting', 'open']);
+  });
+
+  test('no status ends the loop: 404, 410, 401, 403, 429, 503, 501… each is shown and retried', async () => {
+    const statuses = [404, 410, 400, 401, 403, 405, 408, 413, 429, 500, 501, 503, 505, 418];
+    const server = await scripted([...statuses.map((status) => ({ status })), { status: 200, body: '[{"id":1,"text":"a"}]' }]);
+    const observer = recorder();
+    client(server.url, observer, FAST);
+    await waitFor(() => observer.ids.length === 1, 10_000, 'the message after every error');
+    const shown = observer.log.filter((line) => line.startsWith('retrying: ')).map((line) => Number(line.slice(10, 13)));
+    assert.deepEqual(shown, statuses);
   });
 
   test('another status: shown, then asked again after a delay; so is a 200 that is not a message list', async () => {

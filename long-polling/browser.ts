@@ -14,11 +14,14 @@
  *   of pending promises, one per message, for as long as the page is open;
  * - a cursor: each request says `since=<last id seen>`, so a message published
  *   while this client was between two requests comes in the next answer;
- * - 204 (the server's "nothing yet") and 504 (a gateway timeout) are normal
- *   ends of a poll: ask again at once. A 502/504 that repeats (a proxy whose
- *   server is down answers at once, every time) backs off instead of spinning;
- * - a network error (fetch throws) is retried with a growing, jittered delay
- *   (Backoff) instead of killing the loop with an unhandled rejection;
+ * - 204 (the server's "nothing yet") is a normal end of a poll, and so is 504
+ *   (a gateway timed the poll out): ask again at once, like 502. Only a
+ *   502/504 that keeps coming (a proxy whose server is down answers at once,
+ *   every time) backs off instead of spinning: see RetryPolicy;
+ * - every other status (404 included) and a network error (fetch throws) are
+ *   shown and retried after 1 s as in the documents, then with a growing,
+ *   jittered delay while they last: nothing but stop() ends the loop, and an
+ *   unhandled rejection no longer kills it;
  * - a poll that gets no answer long after the server's timeout is abandoned and
  *   sent again: a connection can die silently (a NAT forgetting it, a laptop
  *   lid), and nothing else would ever tell;
@@ -62,9 +65,23 @@ export const HELD_AFTER_MS = 500;
 export interface LongPollingOptions extends ClientOptions {
   /** See POLL_DEADLINE_MS. */
   pollDeadlineMs?: number;
-  /** Delays between failed attempts: from 1 s as in the documents, doubling up to 30 s. */
+  /** Delays between failed attempts (see RetryPolicy): 1 s as in the documents, doubling up to 30 s. */
   backoff?: BackoffOptions;
 }
+
+/**
+ * 502/504 answers in a row that are retried at once, before backing off. One
+ * is the normal life of a long poll behind a proxy (it gave up on a request
+ * held longer than its own timeout), and two or three in a row still happen
+ * (a proxy restarting, a load balancer trying each backend). More is a proxy
+ * answering at once for a server that is down: the documents' loop would then
+ * send requests as fast as the network allows, from every open tab, to a
+ * server that is trying to come back. A few is enough to tell the two apart.
+ */
+export const IMMEDIATE_GATEWAY_RETRIES = 3;
+
+/** A back-off delay is lengthened by up to this share of itself, at random. */
+export const RETRY_JITTER = 0.25;
 
 /** What one answer to `GET subscribe` means for the loop; pure, see classify(). */
 export type Outcome =
@@ -72,14 +89,19 @@ export type Outcome =
   | { kind: 'messages'; messages: ChatMessage[] }
   /** 204 (or a 200 with none): nothing yet, ask again at once. */
   | { kind: 'again' }
-  /** 502/504: a proxy or gateway ended the poll; reconnect at once (the documents' case). */
+  /** 502/504: a proxy or gateway ended the poll; reconnect at once (the documents' case), see RetryPolicy. */
   | { kind: 'gateway'; detail: string }
-  /** Any other status, or a 200 that is not a message list: show it, retry after a delay. */
+  /** Any other status (404 too), or a 200 that is not a message list: show it, retry after 1 s, then backing off. */
   | { kind: 'error'; detail: string }
   /** No answer at all: fetch threw (refused, reset, offline) or the connection was cut. */
   | { kind: 'network'; detail: string };
 
-/** The documents' if/else chain, as a table from an HTTP answer to the next step. */
+/**
+ * The documents' if/else chain, as a table from an HTTP answer to what it
+ * means; RetryPolicy says when to ask again. Every status but 200, 204, 502
+ * and 504 is an `error`, 404 and 5xx alike: a proxy or a restarting server can
+ * answer anything for a while, and no status ends the loop (only stop() does).
+ */
 export function classify(status: number, statusText: string, body: string): Outcome {
   const detail = `${status}${statusText ? ` ${statusText}` : ''}`;
   if (status === 204) return { kind: 'again' };
@@ -88,6 +110,58 @@ export function classify(status: number, statusText: string, body: string): Outc
   const messages = parseMessageList(body);
   if (!messages) return { kind: 'error', detail: `${detail}, but not a list of messages` };
   return messages.length > 0 ? { kind: 'messages', messages } : { kind: 'again' };
+}
+
+/**
+ * How long to wait before the next request, after each outcome: the loop's
+ * timing, kept apart from timers and sockets so that it can be tested as a
+ * table. Pure but for `random` (injectable).
+ *
+ * - messages, again: at once; a success ends any back-off.
+ * - gateway (502/504): at once for the first IMMEDIATE_GATEWAY_RETRIES in a
+ *   row, then the back-off below.
+ * - error (any other status), network: 1 s the first time, as in the
+ *   documents, then 2 s, 4 s… up to `maxMs` (30 s) while failures go on.
+ * - restart (a wake-up, a poll past its deadline): at once, nothing learnt.
+ *
+ * Jitter only adds (1000–1250 ms the first time), so no retry comes before the
+ * documents' second: shared Backoff draws from [base/2, base], which would
+ * retry after 0.5 s. Backoff is used here for its count, doubling and cap only.
+ */
+export class RetryPolicy {
+  readonly #backoff: Backoff;
+  readonly #random: () => number;
+  #gatewayInRow = 0;
+
+  constructor({ initialMs = 1_000, maxMs = 30_000, random = Math.random }: BackoffOptions = {}) {
+    // random = 1: Backoff's draw is then its whole base, min(maxMs, initialMs · 2^n).
+    this.#backoff = new Backoff({ initialMs, maxMs, random: () => 1 });
+    this.#random = random;
+  }
+
+  /** Counts `kind` and returns the delay in ms before the next request. */
+  delayAfter(kind: Outcome['kind'] | 'restart'): number {
+    switch (kind) {
+      case 'restart':
+        return 0;
+      case 'messages':
+      case 'again':
+        this.#gatewayInRow = 0;
+        this.#backoff.reset();
+        return 0;
+      case 'gateway':
+        return ++this.#gatewayInRow <= IMMEDIATE_GATEWAY_RETRIES ? 0 : this.#backOff();
+      case 'error':
+      case 'network':
+        this.#gatewayInRow = 0;
+        return this.#backOff();
+    }
+  }
+
+  #backOff(): number {
+    const base = this.#backoff.next();
+    return base + Math.round(this.#random() * base * RETRY_JITTER);
+  }
 }
 
 /** Why this client aborted its own request. */
@@ -103,7 +177,7 @@ class LongPollingClient implements PushClient {
   readonly #endpoint: URL;
   readonly #observer: ClientObserver;
   readonly #delivery: Delivery;
-  readonly #backoff: Backoff;
+  readonly #retry: RetryPolicy;
   readonly #deadlineMs: number;
   /** Set while running; stop() aborts it. */
   #running: AbortController | undefined;
@@ -119,7 +193,7 @@ class LongPollingClient implements PushClient {
     this.#endpoint = endpoint;
     this.#observer = observer;
     this.#delivery = new Delivery(observer, options.since ?? 0);
-    this.#backoff = new Backoff(options.backoff);
+    this.#retry = new RetryPolicy(options.backoff);
     this.#deadlineMs = options.pollDeadlineMs ?? POLL_DEADLINE_MS;
   }
 
@@ -163,33 +237,25 @@ class LongPollingClient implements PushClient {
 
   /** The documents' subscribe(), as a loop that only stop() ends. */
   async #loop(stopped: AbortSignal): Promise<void> {
-    let gatewayErrors = 0; // 502/504 in a row
     this.#setState('connecting');
     while (!stopped.aborted) {
       const outcome = await this.#poll();
       if (stopped.aborted) return;
 
-      let delay = 0;
+      const delay = this.#retry.delayAfter(outcome.kind);
       switch (outcome.kind) {
         case 'restart':
           break; // asked again at once, nothing learnt about the server
         case 'messages':
         case 'again':
           if (outcome.kind === 'messages') for (const message of outcome.messages) this.#delivery.receive(message);
-          gatewayErrors = 0;
-          this.#backoff.reset();
           this.#setState('open');
           break;
         case 'gateway':
-          // Once is a poll that a proxy timed out: reconnect now. Again and
-          // again is a proxy answering for a server that is down: back off.
-          if (gatewayErrors++ > 0) delay = this.#backoff.next();
           this.#setState(delay > 0 ? 'retrying' : 'connecting', outcome.detail);
           break;
         case 'error':
         case 'network':
-          gatewayErrors = 0;
-          delay = this.#backoff.next();
           this.#setState(outcome.kind === 'network' && navigator.onLine === false ? 'offline' : 'retrying', outcome.detail);
           break;
       }

@@ -1,7 +1,8 @@
 // The page in Chromium: the documents' PublishForm and SubscribePane over the
 // long-polling server. Two pages chat both ways, a script in a message stays
-// text, a gap the backlog cannot fill is said, and the page's reconnect loop
-// finds a restarted server by itself.
+// text, a gap the backlog cannot fill is said, the page's reconnect loop
+// finds a restarted server by itself, and it follows the documents' status
+// table in a real browser (502 at once; 500, 404 after 1 s, then backing off).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
@@ -71,6 +72,36 @@ browserSuite('long-polling in Chromium', (browser) => {
     await page.waitForSelector('#subscribe .message[data-id="4"]', { timeout: 10_000 });
     assert.deepEqual(await messages(page), ['m3', 'm4']);
     assert.match(await page.locator('#subscribe .notice').first().innerText(), /^2 messages after #0 could not be delivered/);
+  });
+
+  test('502 ×3 retried at once, then 500 ×2 and 404 after 1 s, 2 s, 4 s; then messages arrive', async () => {
+    const server = await start();
+    // Chromium logs every error status it receives; those are the point here.
+    const page = await browser.open('about:blank', { allow: [/Failed to load resource: the server responded with a status of (502|500|404)/] });
+    const failures = [502, 502, 502, 500, 500, 404];
+    const arrivals: number[] = [];
+    await page.route('**/subscribe?*', async (route) => {
+      arrivals.push(performance.now());
+      const status = failures[arrivals.length - 1];
+      if (status === undefined) await route.continue();
+      else await route.fulfill({ status, contentType: 'text/plain', body: `failing with ${status}` });
+    });
+    await page.goto(server.url);
+    await waitForOpen(page); // only after the real server held a poll (or answered one)
+    server.log.publish('after the errors');
+    await page.waitForSelector('#subscribe .message[data-id="1"]', { timeout: 10_000 });
+
+    assert.ok(arrivals.length >= 7, `${arrivals.length} requests`);
+    const gaps = arrivals.slice(1, 7).map((time, i) => Math.round(time - arrivals[i]!));
+    const explain = `gaps between requests: ${gaps.join(', ')} ms`;
+    // After each 502 (the first three): at once. Loosely: well under the 1 s of an error.
+    assert.ok(gaps.slice(0, 3).every((gap) => gap < 900), explain);
+    // After the 500, the 500 and the 404: 1 s, 2 s, 4 s (+ up to 25 %), never earlier.
+    assert.ok(gaps[3]! >= 900 && gaps[4]! >= 1_800 && gaps[5]! >= 3_600, explain);
+    assert.deepEqual(await messages(page), ['after the errors']);
+    const notices = await page.locator('#subscribe .notice').allInnerTexts();
+    assert.equal(notices[0], 'Connection problem: 500 Internal Server Error; retrying.');
+    assert.equal(notices.at(-1), 'Connected again.');
   });
 
   test('the page recovers after the server restarts, and misses nothing published meanwhile', async () => {
