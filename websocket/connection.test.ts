@@ -136,7 +136,8 @@ describe('backpressure', () => {
   const FRAME_BYTES = 1024;
 
   test('a peer that sends a burst without reading is read no faster than it reads: slowed, not failed, nothing lost', async () => {
-    const { client, connection } = await connectionPair(echo, { maxBufferedBytes: 64 * 1024 });
+    // The limit is far below the burst, but above what the echoes of one read add.
+    const { client, connection } = await connectionPair(echo, { maxBufferedBytes: 1024 * 1024 });
     client.socket.pause(); // a client busy writing, reading nothing for now
     const count = BURST_BYTES / FRAME_BYTES;
     for (let i = 0; i < count; i++) client.sendFrame(Opcode.BINARY, Buffer.alloc(FRAME_BYTES, i & 0xff));
@@ -149,6 +150,26 @@ describe('backpressure', () => {
     assert.equal(connection.state, 'open');
     assert.equal(client.frames.length, count);
     assert.ok(client.frames.every((frame, i) => frame.opcode === Opcode.BINARY && frame.payload[0] === (i & 0xff)));
+    client.end();
+    await client.closed;
+  });
+
+  test('a pong held up behind a read pause does not count against the peer: the heartbeat reads on first', async () => {
+    const { client, connection } = await connectionPair(echo, { heartbeatMs: 100, maxBufferedBytes: 64 * 1024 * 1024 });
+    client.socket.pause(); // a slow link: what the server sends piles up unread for a while
+    connection.sendMessage(Buffer.alloc(BURST_BYTES), true);
+    client.sendFrame(Opcode.TEXT, 'hi'); // its echo finds the queue long: the server stops reading this peer
+    // Alive all along: pongs, unasked, as §5.5.3 allows; each one shows the peer is there.
+    const pongs = setInterval(() => client.sendFrame(Opcode.PONG), 20);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1_000)); // ten heartbeats
+      assert.equal(connection.state, 'open', 'not dropped for pongs the server itself left unread');
+    } finally {
+      clearInterval(pongs);
+    }
+    client.socket.resume();
+    await waitFor(() => client.frames.filter((frame) => frame.opcode !== Opcode.PING).length >= 2, 30_000, 'both messages');
+    assert.equal(client.frames.find((frame) => frame.opcode === Opcode.TEXT)?.payload.toString(), 'hi');
     client.end();
     await client.closed;
   });

@@ -112,6 +112,8 @@ export class WebSocketConnection {
   private peerCloseCode: number = CloseCode.ABNORMAL_CLOSURE;
   private peerCloseReason = '';
   private awaitingPong = false;
+  /** Reading stopped until our queue drains (receive()); a pong may be waiting behind it. */
+  private readingPaused = false;
   /** Extra unsent bytes allowed until the queue next drains (allowBurst). */
   private burstBytes = 0;
   private heartbeat: NodeJS.Timeout | undefined;
@@ -204,11 +206,23 @@ export class WebSocketConnection {
     // The answers did not all leave: the peer reads slower than it sends. Read no
     // more of it until they have; meanwhile its frames wait in TCP's buffers and
     // TCP slows the sender down, which is the flow control it is there for.
-    if (this.socket.writableNeedDrain && this.socket.writableLength > 0 && !this.tcpClosed) {
-      this.socket.pause();
-      this.socket.once('drain', () => this.socket.resume());
-    }
+    if (this.socket.writableNeedDrain && this.socket.writableLength > 0) this.pauseReading();
   }
+
+  /** Stops reading until everything queued has left ('drain'), or the next heartbeat. */
+  private pauseReading(): void {
+    if (this.readingPaused || this.tcpClosed) return;
+    this.readingPaused = true;
+    this.socket.pause();
+    this.socket.once('drain', this.resumeReading);
+  }
+
+  private readonly resumeReading = (): void => {
+    if (!this.readingPaused) return;
+    this.readingPaused = false;
+    this.socket.off('drain', this.resumeReading);
+    this.socket.resume();
+  };
 
   private readFrames(): void {
     for (let frame = this.parser.next(); frame !== undefined; frame = this.parser.next()) {
@@ -316,6 +330,14 @@ export class WebSocketConnection {
 
   private checkPeerIsAlive(): void {
     if (this.closeSent) return; // closing: the close deadline decides now
+    if (this.readingPaused) {
+      // We stopped reading, so the peer's pong may be sitting unread: our doing,
+      // not its. Read on (receive() pauses again after one read if the queue is
+      // still long) and judge at the next tick. A dead peer has nothing left to
+      // read, is not paused again, and is dropped then.
+      this.resumeReading();
+      return;
+    }
     if (this.awaitingPong) {
       this.terminate(); // no pong since the last ping: the peer is gone or stuck
       return;
