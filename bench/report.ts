@@ -283,7 +283,7 @@ function formatGib(bytes: number): string {
 
 const WIDTH = 760;
 const LABEL = 130;
-const RIGHT = 30;
+const RIGHT = 140; // room for the figures after the longest bar
 const ROW = 26;
 const BAR = 14;
 const COLORS = { p50: '#2b6cb0', p99: '#90cdf4', down: '#2f855a', up: '#9ae6b4', grid: '#d0d7de', text: '#1f2328' };
@@ -299,6 +299,11 @@ export function renderSvg(results: BenchResults, env: Pick<Environment, 'cpuMode
     void parts.push(`<text x="${x.toFixed(1)}" y="${y.toFixed(1)}" ${attrs}>${escapeXml(content)}</text>`);
   const rect = (x: number, y: number, w: number, h: number, fill: string, title: string): void =>
     void parts.push(`<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${Math.max(0, w).toFixed(1)}" height="${h}" fill="${fill}"><title>${escapeXml(title)}</title></rect>`);
+  // A bar's figure goes after its end, or inside it when it would leave the picture.
+  const barLabel = (end: number, y: number, content: string): void =>
+    end + 4 + content.length * 6.5 > WIDTH
+      ? text(end - 4, y + BAR - 3, content, 'text-anchor="end" font-size="11" fill="#ffffff"')
+      : text(end + 4, y + BAR - 3, content, 'font-size="11"');
   const gridLine = (x: number, top: number, bottom: number): void =>
     void parts.push(`<line x1="${x.toFixed(1)}" y1="${top}" x2="${x.toFixed(1)}" y2="${bottom}" stroke="${COLORS.grid}"/>`);
 
@@ -323,7 +328,7 @@ export function renderSvg(results: BenchResults, env: Pick<Environment, 'cpuMode
     text(LABEL - 8, y + BAR - 3, row.technique, 'text-anchor="end" font-size="12"');
     rect(LABEL, y, xLog(p99) - LABEL, BAR, COLORS.p99, `${row.technique} p99 ${formatMs(p99)}`);
     rect(LABEL, y, xLog(p50) - LABEL, BAR, COLORS.p50, `${row.technique} p50 ${formatMs(p50)}`);
-    text(xLog(p99) + 4, y + BAR - 3, `${formatMs(p50)} / ${formatMs(p99)}`, 'font-size="11"');
+    barLabel(xLog(p99), y, `${formatMs(p50)} / ${formatMs(p99)}`);
   });
 
   // Panel 2: bytes per delivered message, linear.
@@ -348,7 +353,7 @@ export function renderSvg(results: BenchResults, env: Pick<Environment, 'cpuMode
     text(LABEL - 8, y + BAR - 3, row.technique, 'text-anchor="end" font-size="12"');
     rect(LABEL, y, xLin(down) - LABEL, BAR, COLORS.down, `${row.technique}: ${Math.round(down)} B down`);
     rect(xLin(down), y, xLin(down + up) - xLin(down), BAR, COLORS.up, `${row.technique}: ${Math.round(up)} B up`);
-    text(xLin(down + up) + 4, y + BAR - 3, `${Math.round(down + up)} B`, 'font-size="11"');
+    barLabel(xLin(down + up), y, `${Math.round(down + up)} B`);
   });
 
   const footer = `${env.cpuModel} × ${env.cpuCount}, Node ${env.node}, ${env.date}` + (missing.length > 0 ? `; not measured: ${missing.join(', ')}` : '');
