@@ -16,10 +16,13 @@ import createHttpStreaming from './server.ts';
 import { FRAME_CALLBACK } from './forever-frame.ts';
 import {
   createClient,
+  parseHeartbeatMs,
   readerFromQuery,
   readWithIframe,
   readWithXhr,
   StreamingClient,
+  WATCHDOG_MS,
+  watchdogFor,
   type ReaderEvents,
 } from './browser.ts';
 
@@ -65,6 +68,7 @@ class FakeXhr {
   requestHeaders: Record<string, string> = {};
   aborted = false;
   onreadystatechange: (() => void) | null = null;
+  responseHeaders: Record<string, string> = {};
   constructor() {
     FakeXhr.instances.push(this);
   }
@@ -77,6 +81,9 @@ class FakeXhr {
     this.requestHeaders[name] = value;
   }
   send(): void {}
+  getResponseHeader(name: string): string | null {
+    return this.readyState >= 2 ? (this.responseHeaders[name.toLowerCase()] ?? null) : null;
+  }
   /** XHR §4.5.9: abort() runs the request-error steps (state DONE, readystatechange) synchronously. */
   abort(): void {
     this.aborted = true;
@@ -87,9 +94,10 @@ class FakeXhr {
     }
     this.readyState = 0;
   }
-  headers(status: number): void {
+  headers(status: number, headers: Record<string, string> = {}): void {
     this.readyState = 2;
     this.status = status;
+    this.responseHeaders = headers;
     this.onreadystatechange?.();
   }
   receive(text: string): void {
@@ -139,7 +147,7 @@ function eventsRecorder(): ReaderEvents & { log: string[] } {
   const log: string[] = [];
   return {
     log,
-    open: () => log.push('open'),
+    open: (heartbeatMs) => log.push(heartbeatMs === undefined ? 'open' : `open ${heartbeatMs}`),
     message: (message) => log.push(`message ${message.id} ${message.text}`),
     alive: (bytes) => log.push(`alive ${bytes}`),
   };
@@ -159,17 +167,33 @@ function track<T extends PushClient>(client: T): T {
 const ids = (r: Recorder): number[] => r.messages.map((message) => message.id);
 const fastBackoff = (): Backoff => new Backoff({ initialMs: 20, maxMs: 100 });
 
-/** A server that answers every request with `body` (and ends), to feed the reader bad streams. */
-async function cannedServer(body: string, status = 200): Promise<{ url: URL; close: () => Promise<void> }> {
+/**
+ * A server that answers every request with `body` (and ends), to feed the
+ * reader bad streams; or, with `hang`, writes it and then stays silent for good
+ * (a dead connection that looks alive). Counts the requests.
+ */
+async function cannedServer(
+  body: string,
+  status = 200,
+  { headers = {}, hang = false }: { headers?: Record<string, string>; hang?: boolean } = {},
+): Promise<{ url: URL; requests: () => number; close: () => Promise<void> }> {
+  let requests = 0;
   const server = http.createServer((_, res) => {
-    res.writeHead(status, { 'Content-Type': 'application/x-ndjson' });
-    res.end(body);
+    requests++;
+    res.writeHead(status, { 'Content-Type': 'application/x-ndjson', ...headers });
+    if (hang) res.write(body);
+    else res.end(body);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
     url: new URL(`http://127.0.0.1:${port}/`),
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    requests: () => requests,
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
 
@@ -239,6 +263,28 @@ describe('StreamingClient with the fetch reader', () => {
     client.stop();
   });
 
+  test('the watchdog is two of the heartbeats the server announces (Heartbeat-Ms), plus slack', async () => {
+    const observer = recorder();
+    const client = track(new StreamingClient(new URL(server.url), observer, { since: server.log.lastId, backoff: fastBackoff() }));
+    assert.equal(client.watchdogMs, WATCHDOG_MS, 'before the server has said anything');
+    client.start();
+    await waitFor(() => observer.state_ === 'open', 5_000, 'open');
+    assert.equal(client.watchdogMs, watchdogFor(60_000));
+    client.stop();
+
+    // A connection that went silent after its headers (a server that died without
+    // a FIN reaching us): replaced after 2 × 100 ms + slack, not after 45 s.
+    const silent = await cannedServer('', 200, { headers: { 'Heartbeat-Ms': '100' }, hang: true });
+    const second = recorder();
+    const other = track(new StreamingClient(silent.url, second, { backoff: fastBackoff() }));
+    other.start();
+    await waitFor(() => silent.requests() >= 2, 10_000, 'replaced by the watchdog');
+    assert.equal(other.watchdogMs, watchdogFor(100));
+    assert.ok(second.states.some((s) => s.detail?.startsWith(`nothing received for ${watchdogFor(100) / 1000} s`)));
+    other.stop();
+    await silent.close();
+  });
+
   test('an error answer is shown and retried; the end of the stream (shutdown) too', async () => {
     const observer = recorder();
     const client = track(createClient(new URL('nowhere/', server.url), observer, { backoff: fastBackoff() }));
@@ -273,14 +319,14 @@ describe('StreamingClient with the fetch reader', () => {
     assert.equal(observer.requestCount, 3, 'no listener left after stop');
   });
 
-  test('waking up replaces a connection silent for a third of the watchdog, and keeps a lively one', async () => {
+  test('waking up replaces a connection silent for half the watchdog, and keeps a lively one', async () => {
     const observer = recorder();
     const client = track(createClient(new URL(server.url), observer, { watchdogMs: 6_000, since: server.log.lastId, backoff: fastBackoff() }));
     client.start();
     await waitFor(() => observer.state_ === 'open', 5_000, 'open');
     fakeWindow.dispatchEvent(new Event('online'));
     assert.equal(observer.requestCount, 1, 'just opened: kept');
-    await new Promise((resolve) => setTimeout(resolve, 2_100)); // past a third of the watchdog, well before it
+    await new Promise((resolve) => setTimeout(resolve, 3_200)); // past half the watchdog, well before it
     fakeWindow.dispatchEvent(new Event('online'));
     await waitFor(() => observer.requestCount === 2, 5_000, 'replaced');
     assert.ok(observer.states.some((s) => /silent while the tab was away/.test(s.detail ?? '')));
@@ -351,6 +397,15 @@ describe('readWithXhr: the documents readyState 3 reader', () => {
     assert.equal(xhr.aborted, true);
   });
 
+  test('reads the heartbeat interval from the Heartbeat-Ms header when the headers arrive', async () => {
+    const controller = new AbortController();
+    const { events, xhr, done } = read(controller.signal);
+    xhr.headers(200, { 'heartbeat-ms': '15000' });
+    assert.deepEqual(events.log, ['open 15000']);
+    controller.abort(new Error('done'));
+    await assert.rejects(done, /done/);
+  });
+
   test('a status other than 200, or a network error, rejects with the reason', async () => {
     const notFound = read();
     notFound.xhr.headers(404);
@@ -393,8 +448,8 @@ describe('readWithXhr: the documents readyState 3 reader', () => {
 describe('readWithIframe: the forever frame', () => {
   const base = new URL('http://example.test/');
   beforeEach(() => (fakeDocument.frames = []));
-  const call = (source: unknown, message: unknown): void =>
-    (fakeWindow[FRAME_CALLBACK] as (source: unknown, message: unknown) => void)(source, message);
+  const call = (source: unknown, message: unknown, hello?: unknown): void =>
+    (fakeWindow[FRAME_CALLBACK] as (source: unknown, message: unknown, hello: unknown) => void)(source, message, hello);
 
   test('loads a hidden iframe?since=N; hello, heartbeats and messages arrive through onStreamMessage; its end is the end', async () => {
     const events = eventsRecorder();
@@ -403,14 +458,14 @@ describe('readWithIframe: the forever frame', () => {
     const frame = fakeDocument.frames[0]!;
     assert.equal(frame.src, 'http://example.test/iframe?since=3');
     assert.equal(frame.hidden, true);
-    call(frame.contentWindow, null);
+    call(frame.contentWindow, null, { heartbeatMs: 1_000 });
     call(frame.contentWindow, { id: 4, text: 'x' });
     call({ name: 'another frame' }, { id: 5, text: 'not ours' });
     call(frame.contentWindow, null);
     frame.dispatchEvent(new Event('load'));
     assert.equal(await done, 'ended');
     assert.equal(frame.removed, true);
-    assert.deepEqual(events.log, ['open', 'alive 0', 'alive 19', 'message 4 x', 'alive 0']);
+    assert.deepEqual(events.log, ['open 1000', 'alive 0', 'alive 19', 'message 4 x', 'alive 0']);
     call(frame.contentWindow, { id: 6, text: 'after the end' });
     assert.equal(events.log.length, 5, 'a removed frame is no longer heard');
   });
@@ -457,6 +512,21 @@ describe('readWithIframe: the forever frame', () => {
     }
   });
 
+  test('a frame that falls silent after its hello (its response broke off: no load event) is replaced within two heartbeats', async () => {
+    const observer = recorder();
+    const client = track(new StreamingClient(base, observer, { reader: 'iframe', backoff: fastBackoff() }));
+    client.start();
+    await waitFor(() => fakeDocument.frames.length === 1, 1_000, 'frame');
+    call(fakeDocument.frames[0]!.contentWindow, null, { heartbeatMs: 100 });
+    call(fakeDocument.frames[0]!.contentWindow, { id: 1, text: 'x' });
+    assert.equal(client.watchdogMs, watchdogFor(100));
+    await waitFor(() => fakeDocument.frames.length === 2, 10_000, 'a new frame');
+    assert.equal(fakeDocument.frames[0]!.removed, true);
+    assert.equal(fakeDocument.frames[1]!.src, 'http://example.test/iframe?since=1');
+    assert.ok(observer.states.some((s) => s.state === 'retrying' && /nothing received for 2.2 s/.test(s.detail ?? '')));
+    client.stop();
+  });
+
   test('StreamingClient drives it like the others', async () => {
     const observer = recorder();
     const client = track(createClient(base, observer, { reader: 'iframe', backoff: fastBackoff() }));
@@ -468,6 +538,21 @@ describe('readWithIframe: the forever frame', () => {
     assert.equal(observer.states.find((s) => s.state === 'open')?.detail, 'iframe reader');
     client.stop();
     assert.equal(fakeDocument.frames[0]!.removed, true);
+  });
+});
+
+describe('parseHeartbeatMs', () => {
+  test('a positive integer of milliseconds, as a header string or the hello number; nothing else', () => {
+    assert.equal(parseHeartbeatMs('15000'), 15_000);
+    assert.equal(parseHeartbeatMs(' 40 '), 40);
+    assert.equal(parseHeartbeatMs(1_000), 1_000);
+    for (const bad of [null, undefined, '', '0', '-5', '1.5', '15s', '1e3', '99999999999', 0, -1, 1.5, Number.NaN, 2 * 86_400_000, {}]) {
+      assert.equal(parseHeartbeatMs(bad), undefined, String(bad));
+    }
+  });
+
+  test('the watchdog is two intervals plus slack', () => {
+    assert.equal(watchdogFor(15_000), 32_000);
   });
 });
 

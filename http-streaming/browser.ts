@@ -12,14 +12,18 @@
  *   the stream; this reader reconnects (with `since`) once it passes a bound.
  * - `iframe`: the forever frame. A hidden iframe loads `iframe?since=N`, a page
  *   that never finishes, whose `<script>` chunks call `onStreamMessage` here
- *   (forever-frame.ts has the contract). It tells us nothing about HTTP errors or
- *   a dead connection, so a watchdog fed by the frame's heartbeats reloads it.
+ *   (forever-frame.ts has the contract). It tells us nothing about HTTP errors,
+ *   and when its response breaks off (a cut, a server that died) Chromium
+ *   fires no `load` and no `error`: the document just stays "loading". Only a
+ *   clean end fires `load`; a broken one is caught by the watchdog, fed by the
+ *   frame's heartbeats.
  *
  * Around any of them, StreamingClient: every message goes through Delivery
  * (exactly once, in id order, a gap said out loud); a reconnect asks
  * `since=<last id>`; failures wait a jittered, growing delay (Backoff); a
- * connection silent for longer than the watchdog (three missed heartbeats by
- * default) is presumed dead and replaced; a tab coming back (`visibilitychange`,
+ * connection silent for two of the heartbeats the server says it sends (the
+ * `Heartbeat-Ms` header, or the frame's hello) is presumed dead and replaced;
+ * a tab coming back (`visibilitychange`,
  * `online`) reconnects at once instead of waiting out a delay that timers
  * throttled while it was hidden.
  *
@@ -37,15 +41,42 @@ import {
 } from '../shared/browser/client.ts';
 import { isChatMessage, type ChatMessage } from '../shared/browser/messages.ts';
 import { FRAME_CALLBACK } from './forever-frame.ts';
-import { LineSplitter, NdjsonDecoder, parseLine } from './ndjson.ts';
+import { HEARTBEAT_HEADER, LineSplitter, NdjsonDecoder, parseLine } from './ndjson.ts';
 
 export { ChatView, PublishForm };
 
 export const READERS = ['fetch', 'xhr', 'iframe'] as const;
 export type ReaderName = (typeof READERS)[number];
 
-/** Three missed heartbeats at the contract's default HEARTBEAT_MS (15 s). */
+/**
+ * The watchdog before the server has said how often it sends a heartbeat (a
+ * first connection that has not opened yet, a server that does not say): three
+ * heartbeats at the contract's default HEARTBEAT_MS (15 s).
+ */
 export const WATCHDOG_MS = 45_000;
+/**
+ * Beyond two heartbeat intervals, time for one delayed by a busy server, a slow
+ * network or a throttled timer, before a silent connection counts as dead.
+ */
+export const WATCHDOG_SLACK_MS = 2_000;
+
+/** The watchdog for a server that sends a heartbeat every `heartbeatMs`: two missed, plus slack. */
+export function watchdogFor(heartbeatMs: number): number {
+  return 2 * heartbeatMs + WATCHDOG_SLACK_MS;
+}
+
+/** Largest heartbeat interval believed (a day): a bigger one would all but switch the watchdog off. */
+const MAX_HEARTBEAT_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * The heartbeat interval a server announced (the `Heartbeat-Ms` header as a
+ * string, or the frame's hello as a number): a positive integer of
+ * milliseconds, or undefined for anything else (absent, garbled, absurd).
+ */
+export function parseHeartbeatMs(value: unknown): number | undefined {
+  const ms = typeof value === 'string' && /^[0-9]{1,9}$/.test(value.trim()) ? Number(value) : value;
+  return typeof ms === 'number' && Number.isSafeInteger(ms) && ms > 0 && ms <= MAX_HEARTBEAT_MS ? ms : undefined;
+}
 /**
  * The XHR reader reconnects once `responseText` holds this many characters
  * (about 2 MiB of memory as UTF-16), rather than hold a day of chat in one string.
@@ -55,7 +86,10 @@ export const XHR_MAX_CHARS = 1024 * 1024;
 export interface StreamingOptions extends ClientOptions {
   /** Which reader; `fetch` by default. */
   reader?: ReaderName;
-  /** No byte for this long and the connection is presumed dead. */
+  /**
+   * No byte for this long and the connection is presumed dead. Fixed when
+   * given; by default derived from the server's heartbeat (watchdogFor).
+   */
   watchdogMs?: number;
   /** The XHR reader's bound, in characters of responseText. */
   xhrMaxChars?: number;
@@ -64,8 +98,11 @@ export interface StreamingOptions extends ClientOptions {
 
 /** What a reader reports while it reads one response. */
 export interface ReaderEvents {
-  /** The stream is really open: a 200 of the right kind, or the frame said hello. */
-  open(): void;
+  /**
+   * The stream is really open: a 200 of the right kind, or the frame said hello.
+   * `heartbeatMs`: the interval the server announced, when it did.
+   */
+  open(heartbeatMs?: number): void;
   /** A message, possibly one already seen (a replay overlapping what came live). */
   message(message: ChatMessage): void;
   /** Any sign of life: a heartbeat, bytes. Feeds the watchdog. */
@@ -108,7 +145,7 @@ export const readWithFetch: Reader = async (base, since, events, signal) => {
   if (response.status !== 200 || !response.body) {
     throw new Error(`HTTP ${response.status}: ${(await response.text()).trim().slice(0, 100)}`);
   }
-  events.open();
+  events.open(parseHeartbeatMs(response.headers.get(HEARTBEAT_HEADER)));
   const reader = response.body.getReader();
   const decoder = new NdjsonDecoder();
   for (;;) {
@@ -149,7 +186,7 @@ export const readWithXhr: Reader = (base, since, events, signal, { xhrMaxChars }
         const detail = xhr.status === 0 ? 'network error' : `HTTP ${xhr.status}: ${xhr.responseText.trim().slice(0, 100)}`;
         return settle(() => reject(new Error(detail)));
       }
-      if (xhr.readyState === 2) return events.open();
+      if (xhr.readyState === 2) return events.open(parseHeartbeatMs(xhr.getResponseHeader(HEARTBEAT_HEADER)));
       // 3 LOADING, fired again as more arrives (at most every 50 ms, XHR §4.7), and 4 DONE.
       // responseText is everything so far; only the part after `seen` is new.
       const text = xhr.responseText;
@@ -173,13 +210,13 @@ export const readWithXhr: Reader = (base, since, events, signal, { xhrMaxChars }
     xhr.send();
   });
 
-type FrameHandler = (message: unknown) => void;
+type FrameHandler = (message: unknown, hello: unknown) => void;
 /** Frames reading right now, by their window: one global callback serves them all. */
 const frames = new Map<Window, FrameHandler>();
 
-/** `window.onStreamMessage(source, message)`: the parent's side of the forever-frame contract. */
-function dispatchFrameCall(source: unknown, message: unknown): void {
-  frames.get(source as Window)?.(message);
+/** `window.onStreamMessage(source, message, hello)`: the parent's side of the forever-frame contract. */
+function dispatchFrameCall(source: unknown, message: unknown, hello: unknown): void {
+  frames.get(source as Window)?.(message, hello);
 }
 
 /**
@@ -228,15 +265,17 @@ export const readWithIframe: Reader = async (base, since, events, signal) => {
     // `load` means the document is complete: the server ended it (shutdown), or
     // it was never a stream (an error page, a refused connection). An iframe
     // reports no HTTP status, so "did it say hello first" is all we can tell.
+    // A response that breaks off after the hello (the server cut us, or died)
+    // fires nothing at all in Chromium: the watchdog replaces that one.
     iframe.addEventListener('load', () =>
       settle(() => (opened ? resolve('ended') : reject(new Error('the frame loaded without opening a stream')))),
     );
     document.body.append(iframe);
     const frameWindow = iframe.contentWindow!; // the same WindowProxy across the frame's navigations
-    frames.set(frameWindow, (message) => {
+    frames.set(frameWindow, (message, hello) => {
       if (message === null) {
-        // The first p(null) is the hello, the others heartbeats.
-        if (!opened) events.open();
+        // The first p(null, hello) is the hello, the others heartbeats.
+        if (!opened) events.open(parseHeartbeatMs((hello as { heartbeatMs?: unknown } | undefined)?.heartbeatMs));
         opened = true;
         return events.alive(0);
       }
@@ -260,7 +299,10 @@ export class StreamingClient implements PushClient {
   readonly #delivery: Delivery;
   readonly #readerName: ReaderName;
   readonly #reader: Reader;
-  readonly #watchdogMs: number;
+  /** The watchdog the caller fixed, if it did. */
+  readonly #fixedWatchdogMs: number | undefined;
+  /** The heartbeat interval the server last announced. */
+  #heartbeatMs: number | undefined;
   readonly #readerOptions: ReaderOptions;
   readonly #backoff: Backoff;
   #running = false;
@@ -277,7 +319,7 @@ export class StreamingClient implements PushClient {
     this.#delivery = new Delivery(observer, options.since ?? 0);
     this.#readerName = options.reader ?? 'fetch';
     this.#reader = READER_FUNCTIONS[this.#readerName];
-    this.#watchdogMs = options.watchdogMs ?? WATCHDOG_MS;
+    this.#fixedWatchdogMs = options.watchdogMs;
     this.#readerOptions = { xhrMaxChars: options.xhrMaxChars ?? XHR_MAX_CHARS };
     this.#backoff = options.backoff ?? new Backoff({ initialMs: 500, maxMs: 15_000 });
   }
@@ -288,6 +330,12 @@ export class StreamingClient implements PushClient {
 
   get reader(): ReaderName {
     return this.#readerName;
+  }
+
+  /** How long a connection may stay silent: fixed, else two of the server's heartbeats, else WATCHDOG_MS. */
+  get watchdogMs(): number {
+    if (this.#fixedWatchdogMs !== undefined) return this.#fixedWatchdogMs;
+    return this.#heartbeatMs === undefined ? WATCHDOG_MS : watchdogFor(this.#heartbeatMs);
   }
 
   start(): void {
@@ -335,13 +383,13 @@ export class StreamingClient implements PushClient {
     const arm = (): void => {
       this.#lastSignOfLife = Date.now();
       clearTimeout(watchdog);
-      watchdog = setTimeout(
-        () => connection.abort(new Error(`nothing received for ${this.#watchdogMs / 1000} s`)),
-        this.#watchdogMs,
-      );
+      const ms = this.watchdogMs;
+      watchdog = setTimeout(() => connection.abort(new Error(`nothing received for ${ms / 1000} s`)), ms);
     };
     const events: ReaderEvents = {
-      open: () => {
+      open: (heartbeatMs) => {
+        // Kept for the next connections too: it also bounds how long connecting may take.
+        if (heartbeatMs !== undefined) this.#heartbeatMs = heartbeatMs;
         this.#backoff.reset();
         this.#observer.state('open', `${this.#readerName} reader`);
         arm();
@@ -369,11 +417,11 @@ export class StreamingClient implements PushClient {
   /**
    * The tab is visible again, or the network is back: timers were throttled or
    * frozen meanwhile. Reconnect now if waiting; replace a connection that has
-   * been silent for a heartbeat or more (likely dead after a sleep).
+   * been silent for half the watchdog, a heartbeat or more (likely dead after a sleep).
    */
   #wake(): void {
     if (this.#pause) this.#pause.abort();
-    else if (this.#connection && Date.now() - this.#lastSignOfLife > this.#watchdogMs / 3) {
+    else if (this.#connection && Date.now() - this.#lastSignOfLife > this.watchdogMs / 2) {
       this.#connection.abort(new Error('silent while the tab was away'));
     }
   }

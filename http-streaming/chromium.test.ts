@@ -2,8 +2,9 @@
 // readyState 3, forever iframe): a message typed in another page arrives; a
 // hostile message shows as text and runs nothing (the iframe reader is where the
 // escaping matters); after the server restarts, the reader catches up with
-// `since`; a backlog that rolled over shows a gap notice. browserSuite fails a
-// test on any console error not allowed.
+// `since`; the forever frame notices a server that died (no load event then)
+// by its heartbeat-sized watchdog; a backlog that rolled over shows a gap
+// notice. browserSuite fails a test on any console error not allowed.
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
@@ -89,6 +90,40 @@ browserSuite('http-streaming in Chromium', (browser) => {
       assert.equal(await page.locator('.notice').count(), 0);
     });
   }
+
+  test('iframe reader: a server that dies (no clean end, so no load event) is noticed within two heartbeats, then caught up', async () => {
+    const log = new MessageLog(1_000);
+    const first = await start(log); // HEARTBEAT_MS 1 s: the page's watchdog becomes 2 × 1 s + 2 s
+    const page = await browser.open(`${first.url}?reader=iframe`, { allow: RESTART_ERRORS });
+    await page.waitForSelector('.state[data-state="open"]');
+    log.publish('before the server died');
+    await page.locator('.message[data-id="1"]').waitFor({ timeout: 10_000 });
+
+    // Every state line from now on (each lasts only until the next reconnect).
+    await page.evaluate(() => {
+      const state = document.querySelector('.state')!;
+      const seen: string[] = ((window as unknown as { states: string[] }).states = []);
+      new MutationObserver(() => seen.push(state.textContent ?? '')).observe(state, { childList: true, characterData: true, subtree: true });
+    });
+    // As kill -9 does: every connection dropped at once, no tail, no zero-size
+    // chunk. Chromium leaves the frame's document "loading", with no load event.
+    first.server.closeAllConnections();
+    await first.close();
+    servers = servers.filter((server) => server !== first);
+    // Well under the old fixed 45 s watchdog (a missed heartbeat is noticed in ~4 s here).
+    await page.waitForFunction(() => (window as unknown as { states: string[] }).states.length > 0, null, { timeout: 15_000 });
+    const states = await page.evaluate(() => (window as unknown as { states: string[] }).states);
+    assert.match(states[0]!, /^retrying: nothing received for 4 s/);
+
+    log.publish('while the server was down');
+    await start(log, first.port);
+    log.publish('after the restart');
+    await page.locator('.message[data-id="3"]').waitFor({ timeout: 20_000 });
+    const ids = await page.locator('.message').evaluateAll((elements) => elements.map((e) => (e as HTMLElement).dataset.id));
+    assert.deepEqual(ids, ['1', '2', '3'], 'each exactly once, in order');
+    assert.equal(await page.locator('.notice').count(), 0);
+    assert.equal(await page.locator('iframe').count(), 1, 'the dead frame was removed');
+  });
 
   test('a reader back after the backlog rolled over says how many messages it missed', async () => {
     const log = new MessageLog(2);
