@@ -241,6 +241,48 @@ describe('6 UTF-8 (§8.1: invalid text fails the connection with 1007)', () => {
     // The message never ends, yet the server closes.
     assert.equal(await client.closeCode(), 1007);
   });
+
+  /** The close code, or 'still open' if none comes within `ms` (call it once per client). */
+  async function closeCodeWithin(client: RawClient, ms: number): Promise<number | 'still open'> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'still open'>((resolve) => (timer = setTimeout(() => resolve('still open'), ms)));
+    try {
+      return await Promise.race([client.closeCode(), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  const pause = () => new Promise((resolve) => setTimeout(resolve, 50));
+  // One text frame of valid text, U+110000 (impossible: f4 90 80 80), then more
+  // text; the frame's bytes are sent in chops, and the last chop never is.
+  const VALID = Buffer.from('κόσμε');
+  const frameWithInvalidText = () => {
+    const payload = Buffer.concat([VALID, hex('f4 90 80 80'), Buffer.from('edited')]);
+    return encodeFrame(Opcode.TEXT, payload, { maskKey: Buffer.from([0x37, 0xfa, 0x21, 0x3d]) });
+  };
+  const HEADER_BYTES = 2 + 4; // 7-bit length, masking key
+
+  test('6.10 (Autobahn 6.4.3): fail fast inside one frame: the chop holding the impossible bytes closes with 1007, the frame unfinished', async () => {
+    const client = await connect();
+    const frame = frameWithInvalidText();
+    const invalidEnd = HEADER_BYTES + VALID.length + 4;
+    client.sendRaw(frame.subarray(0, HEADER_BYTES + VALID.length));
+    await pause();
+    client.sendRaw(frame.subarray(HEADER_BYTES + VALID.length, invalidEnd));
+    // The rest of the frame never comes: the server must not wait for it.
+    assert.equal(await closeCodeWithin(client, 5_000), 1007);
+  });
+
+  test('6.11 (Autobahn 6.4.4): fail fast one byte at a time: 1007 at the first byte after which the text cannot be UTF-8', async () => {
+    const client = await connect();
+    const frame = frameWithInvalidText();
+    const start = HEADER_BYTES + VALID.length;
+    client.sendRaw(frame.subarray(0, start + 1)); // ...then f4, which may still begin a character
+    for (let i = 0; i < 4; i++) await pause();
+    assert.equal(client.frames.length, 0, 'f4 may still begin a character: nothing sent back yet');
+    client.sendRaw(frame.subarray(start + 1, start + 2)); // 90 after f4: past U+10FFFF
+    assert.equal(await closeCodeWithin(client, 5_000), 1007);
+  });
 });
 
 describe('7 closing (§5.5.1, §7)', () => {

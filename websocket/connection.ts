@@ -128,6 +128,7 @@ export class WebSocketConnection {
       role: 'server',
       maxPayloadBytes: options.maxMessageBytes,
       checkHeader: (header) => this.assembler.checkHeader(header),
+      checkPayloadPart: (header, part, offset) => this.assembler.checkPayloadPart(header, part, offset),
     });
   }
 

@@ -222,6 +222,56 @@ describe('parsing client frames (§5.2)', () => {
   });
 });
 
+describe('payload bytes shown as they arrive (checkPayloadPart)', () => {
+  const bytes = Buffer.concat([
+    encodeFrame(Opcode.TEXT, Buffer.from('κόσμε, hello'), { fin: false, maskKey: MASK }),
+    encodeFrame(Opcode.PING, Buffer.from('ping'), { maskKey: MASK }),
+    encodeFrame(Opcode.CONTINUATION, Buffer.from(' and more'), { maskKey: hex('01 02 03 04') }),
+    encodeFrame(Opcode.BINARY, Buffer.alloc(300, 7), { maskKey: MASK }),
+  ]);
+
+  test('a frame cut anywhere shows its payload in order, unmasked, without the bytes that complete it; the frame is unchanged', () => {
+    const expected = parseAll(bytes).map(summary);
+    const splits = [
+      ...Array.from({ length: bytes.length - 1 }, (_, i) => [i + 1]),
+      Array.from({ length: bytes.length - 1 }, (_, i) => i + 1), // one byte at a time
+    ];
+    for (const cuts of splits) {
+      const shown: Array<{ opcode: number; offset: number; part: string }> = [];
+      const results = parseInPieces(bytes, cuts, {
+        checkPayloadPart: (header, part, offset) => void shown.push({ opcode: header.opcode, offset, part: part.toString('hex') }),
+      });
+      assert.deepEqual(results.map(summary), expected, `cuts ${cuts.join()}`);
+      for (const frame of results as Frame[]) {
+        const parts = shown.filter((part) => part.opcode === frame.opcode);
+        shown.splice(0, parts.length);
+        let offset = 0;
+        for (const part of parts) {
+          assert.equal(part.offset, offset, 'parts follow each other');
+          offset += part.part.length / 2;
+        }
+        assert.ok(offset < frame.payload.length || frame.payload.length === 0, 'the completing bytes come with the frame');
+        assert.ok(frame.payload.toString('hex').startsWith(parts.map((part) => part.part).join('')), 'unmasked, in order');
+      }
+    }
+  });
+
+  test('a whole frame in one chunk is not shown in parts', () => {
+    let calls = 0;
+    parseAll(bytes, { checkPayloadPart: () => void calls++ });
+    assert.equal(calls, 0);
+  });
+
+  test('a refusal fails the stream before the frame is whole, and nothing follows', () => {
+    const parser = serverParser({ checkPayloadPart: (_, part) => (part.includes(0x21) ? new ProtocolError(CloseCode.INVALID_PAYLOAD, 'no !') : undefined) });
+    const frame = encodeFrame(Opcode.TEXT, Buffer.from('fine so far! and then'), { maskKey: MASK });
+    assert.deepEqual(feed(parser, Buffer.from(frame.subarray(0, 10))), []);
+    const [error] = feed(parser, Buffer.from(frame.subarray(10, 20)));
+    assert.deepEqual(summary(error), { error: CloseCode.INVALID_PAYLOAD, reason: 'no !' });
+    assert.deepEqual(feed(parser, Buffer.from(frame.subarray(20))), []);
+  });
+});
+
 describe('frame-level protocol errors (§5.1–§5.5)', () => {
   test('a server receiving an unmasked frame fails with 1002 (§5.1)', () => {
     expectError(hex('81 05 48 65 6c 6c 6f'), CloseCode.PROTOCOL_ERROR);

@@ -265,6 +265,14 @@ export interface FrameParserOptions {
    * grown past its limit) without buffering the payload.
    */
   checkHeader?: (header: FrameHeader) => ProtocolError | undefined;
+  /**
+   * Called with a frame's payload bytes, unmasked, as they arrive, while the
+   * frame is not yet whole, so the layer above can refuse it early (text that can
+   * no longer be UTF-8, §8.1) without waiting for the rest. The bytes that
+   * complete the frame are not passed: they come with the frame from `next()`,
+   * whose payload is whole. `offset` is where `part` starts in the payload.
+   */
+  checkPayloadPart?: (header: FrameHeader, part: Buffer, offset: number) => ProtocolError | undefined;
 }
 
 type ParserState = 'header' | 'extended-length-16' | 'extended-length-64' | 'mask-key' | 'payload' | 'failed';
@@ -304,6 +312,8 @@ export class FrameParser {
   private masked = false;
   private payloadLength = 0;
   private maskKey: Buffer | undefined;
+  /** Payload bytes already unmasked and passed to `checkPayloadPart`. */
+  private payloadChecked = 0;
 
   constructor(private readonly options: FrameParserOptions) {}
 
@@ -340,7 +350,8 @@ export class FrameParser {
         this.state = 'payload';
         return undefined;
       case 'payload':
-        return this.bufferedBytes < this.payloadLength ? 'need-more-bytes' : this.readPayload();
+        if (this.bufferedBytes >= this.payloadLength) return this.readPayload();
+        return this.checkPayloadPart() ?? 'need-more-bytes';
       case 'failed':
         return 'need-more-bytes';
     }
@@ -403,12 +414,48 @@ export class FrameParser {
     return undefined;
   }
 
+  /**
+   * The frame is not whole yet: unmask the payload bytes that arrived since the
+   * last call, in place, and show them to `checkPayloadPart`. While the payload is
+   * incomplete, every buffered byte belongs to it.
+   */
+  private checkPayloadPart(): ProtocolError | undefined {
+    const check = this.options.checkPayloadPart;
+    if (!check || this.bufferedBytes === this.payloadChecked) return undefined;
+    const header = { fin: this.fin, opcode: this.opcode, payloadLength: this.payloadLength };
+    let skip = this.payloadChecked;
+    for (const chunk of this.chunks) {
+      if (skip >= chunk.length) {
+        skip -= chunk.length;
+        continue;
+      }
+      const part = chunk.subarray(skip);
+      skip = 0;
+      this.unmask(part, this.payloadChecked);
+      const refusal = check(header, part, this.payloadChecked);
+      this.payloadChecked += part.length;
+      if (refusal) return refusal;
+    }
+    return undefined;
+  }
+
   private readPayload(): Frame {
     const payload = this.take(this.payloadLength);
-    if (this.masked && this.maskKey) applyMask(payload, this.maskKey);
+    // Bytes shown to checkPayloadPart are unmasked already; unmask the rest.
+    this.unmask(payload.subarray(this.payloadChecked), this.payloadChecked);
     this.state = 'header';
     this.maskKey = undefined;
+    this.payloadChecked = 0;
     return { fin: this.fin, opcode: this.opcode, payloadLength: this.payloadLength, payload };
+  }
+
+  /** Unmasks `bytes` in place, the bytes starting at `offset` in the payload. */
+  private unmask(bytes: Buffer, offset: number): void {
+    if (!this.masked || !this.maskKey || bytes.length === 0) return;
+    // Payload byte i is XORed with key[i % 4]: starting at `offset`, the key starts at key[offset % 4].
+    const shift = offset % MASK_KEY_BYTES;
+    const key = shift === 0 ? this.maskKey : Buffer.concat([this.maskKey.subarray(shift), this.maskKey.subarray(0, shift)]);
+    applyMask(bytes, key);
   }
 
   private fail(): void {

@@ -144,6 +144,78 @@ describe('text messages must be UTF-8 (§8.1, 1007)', () => {
   });
 });
 
+describe('UTF-8 checked as a frame arrives, wired into the parser (§8.1 fail fast, Autobahn 6.4.3/6.4.4)', () => {
+  const maskKey = hex('37 fa 21 3d');
+
+  /** A parser and assembler wired as the connection wires them; feeds `bytes` cut at `cuts`. */
+  function receive(bytes: Buffer, cuts: number[]) {
+    const assembler = new MessageAssembler(1000);
+    const parser = new FrameParser({
+      role: 'server',
+      maxPayloadBytes: 1000,
+      checkHeader: (header) => assembler.checkHeader(header),
+      checkPayloadPart: (header, part, offset) => assembler.checkPayloadPart(header, part, offset),
+    });
+    const events: unknown[] = [];
+    let start = 0;
+    for (const cut of [...cuts, bytes.length]) {
+      parser.push(Buffer.from(bytes.subarray(start, cut)));
+      start = cut;
+      for (let result = parser.next(); result !== undefined; result = parser.next()) {
+        const event = result instanceof ProtocolError ? result : assembler.addFrame(result);
+        if (event !== undefined) events.push(event);
+      }
+      if (events.at(-1) instanceof ProtocolError) return { events, bytesSent: cut };
+    }
+    return { events, bytesSent: bytes.length };
+  }
+  const everyCut = (bytes: Buffer) => [
+    ...Array.from({ length: bytes.length - 1 }, (_, i) => [i + 1]),
+    Array.from({ length: bytes.length - 1 }, (_, i) => i + 1),
+  ];
+
+  test('valid text cut at every offset, characters split between pieces and fragments, is one message, checked once', () => {
+    const bytes = Buffer.concat([
+      encodeFrame(Opcode.TEXT, hex('ce ba e1 bd b9 cf 83 ce'), { fin: false, maskKey }),
+      encodeFrame(Opcode.PING, Buffer.from('ping'), { maskKey }),
+      encodeFrame(Opcode.CONTINUATION, hex('bc ce b5 e2 82 ac f0 9d 84 9e'), { maskKey }),
+      encodeFrame(Opcode.BINARY, hex('ed a0 80 ff'), { maskKey }), // binary: never checked
+      encodeFrame(Opcode.TEXT, Buffer.from('€uro'), { maskKey }),
+    ]);
+    for (const cuts of everyCut(bytes)) {
+      const { events } = receive(bytes, cuts);
+      assert.equal(events.length, 4, `cuts ${cuts.join()}`);
+      expectMessage(events[1], false, hex('ce ba e1 bd b9 cf 83 ce bc ce b5 e2 82 ac f0 9d 84 9e').toString()); // κόσμε€𝄞
+      assert.deepEqual(events[2], { type: 'message', binary: true, data: hex('ed a0 80 ff') });
+      expectMessage(events[3], false, '€uro');
+    }
+  });
+
+  test('an impossible byte inside one frame is 1007 as soon as it arrives, the rest of the frame unsent', () => {
+    const payload = Buffer.concat([Buffer.from('κόσμε'), hex('f4 90 80 80'), Buffer.from('edited')]);
+    const bytes = encodeFrame(Opcode.TEXT, payload, { maskKey });
+    const impossibleAt = 6 + Buffer.byteLength('κόσμε') + 1; // header and key, the text, then f4: 90 is the byte
+    for (const cuts of everyCut(bytes)) {
+      const { events, bytesSent } = receive(bytes, cuts);
+      assert.equal(events.length, 1);
+      expectError(events[0], CloseCode.INVALID_PAYLOAD);
+      // Failed with the first piece that holds the impossible byte, whatever came before it.
+      const pieceEnd = [...cuts, bytes.length].find((cut) => cut > impossibleAt);
+      assert.equal(bytesSent, pieceEnd, `cuts ${cuts.join()}`);
+    }
+  });
+
+  test('an impossible byte in a continuation still arriving is 1007 too', () => {
+    const bytes = Buffer.concat([
+      encodeFrame(Opcode.TEXT, Buffer.from('ok '), { fin: false, maskKey }),
+      encodeFrame(Opcode.CONTINUATION, Buffer.concat([Buffer.from('fine, then '), hex('ff'), Buffer.from(' and more')]), { maskKey }),
+    ]);
+    const { events, bytesSent } = receive(bytes, Array.from({ length: bytes.length - 1 }, (_, i) => i + 1));
+    expectError(events.at(-1), CloseCode.INVALID_PAYLOAD);
+    assert.ok(bytesSent < bytes.length, 'before the frame ended');
+  });
+});
+
 describe('close frames (§5.5.1, §7.4)', () => {
   test('an empty close frame has no code (reported as 1005) and no reason', () => {
     assert.deepEqual(new MessageAssembler(100).addFrame(frame(Opcode.CLOSE, '')), { type: 'close', code: undefined, reason: '' });

@@ -59,7 +59,10 @@ export function parseClosePayload(payload: Buffer): { code: number | undefined; 
  *
  * Wire `checkHeader` into `FrameParser` so an oversized or misplaced frame is
  * refused from its header, before its payload is buffered; `addFrame` checks the
- * same rules again, so the class is also correct used alone.
+ * same rules again, so the class is also correct used alone. Wire
+ * `checkPayloadPart` too, and text is checked as its bytes arrive, even inside
+ * one frame sent in pieces (Autobahn 6.4.3/6.4.4); `addFrame` then checks only
+ * the bytes that part did not see.
  */
 export class MessageAssembler {
   /** TEXT or BINARY while a fragmented message is open, else undefined. */
@@ -67,6 +70,8 @@ export class MessageAssembler {
   private fragments: Buffer[] = [];
   private messageBytes = 0;
   private utf8: Utf8Validator | undefined;
+  /** Bytes of the frame being read that checkPayloadPart has validated already. */
+  private partBytes = 0;
 
   constructor(private readonly maxMessageBytes: number) {}
 
@@ -87,6 +92,19 @@ export class MessageAssembler {
     return undefined;
   }
 
+  /**
+   * Checks payload bytes of a frame still arriving (`part` starts at `offset` in
+   * it): §8.1 fail fast, inside a frame as well as across fragments. Only text is
+   * checked: a first text frame, or a continuation of a text message.
+   */
+  checkPayloadPart(header: FrameHeader, part: Buffer, offset: number): ProtocolError | undefined {
+    if (header.opcode === Opcode.TEXT && offset === 0) this.utf8 = new Utf8Validator(); // a new message's first bytes
+    else if (header.opcode !== Opcode.TEXT && header.opcode !== Opcode.CONTINUATION) return undefined;
+    if (this.utf8 === undefined) return undefined; // a continuation of a binary message
+    this.partBytes = offset + part.length;
+    return this.utf8.push(part) ? undefined : new ProtocolError(CloseCode.INVALID_PAYLOAD, 'text is not UTF-8');
+  }
+
   /** Takes one frame; returns an event, a protocol error, or undefined for a fragment kept. */
   addFrame(frame: Frame): MessageEvent | ProtocolError | undefined {
     const refusal = this.checkHeader(frame);
@@ -102,7 +120,7 @@ export class MessageAssembler {
       case Opcode.PONG:
         return { type: 'pong', payload: frame.payload };
       case Opcode.TEXT:
-        this.utf8 = new Utf8Validator();
+        if (this.partBytes === 0) this.utf8 = new Utf8Validator(); // else checkPayloadPart made it
         this.messageOpcode = Opcode.TEXT;
         break;
       case Opcode.BINARY:
@@ -113,7 +131,9 @@ export class MessageAssembler {
   }
 
   private addData(frame: Frame): MessageEvent | ProtocolError | undefined {
-    if (this.utf8 && !this.utf8.push(frame.payload)) {
+    const unchecked = frame.payload.subarray(this.partBytes);
+    this.partBytes = 0;
+    if (this.utf8 && !this.utf8.push(unchecked)) {
       return new ProtocolError(CloseCode.INVALID_PAYLOAD, 'text is not UTF-8');
     }
     if (!frame.fin) {
