@@ -423,14 +423,13 @@ export class FrameParser {
     const check = this.options.checkPayloadPart;
     if (!check || this.bufferedBytes === this.payloadChecked) return undefined;
     const header = { fin: this.fin, opcode: this.opcode, payloadLength: this.payloadLength };
-    let skip = this.payloadChecked;
-    for (const chunk of this.chunks) {
-      if (skip >= chunk.length) {
-        skip -= chunk.length;
-        continue;
-      }
-      const part = chunk.subarray(skip);
-      skip = 0;
+    // The new bytes are the last ones buffered: find their first chunk from the end,
+    // so a frame dripped in many small reads costs time in proportion to its bytes.
+    let first = this.chunks.length;
+    let unseen = this.bufferedBytes - this.payloadChecked;
+    while (unseen > 0) unseen -= this.chunks[--first].length;
+    for (let i = first; i < this.chunks.length; i++) {
+      const part = i === first ? this.chunks[i].subarray(-unseen) : this.chunks[i];
       this.unmask(part, this.payloadChecked);
       const refusal = check(header, part, this.payloadChecked);
       this.payloadChecked += part.length;
