@@ -253,7 +253,7 @@ class Stream {
   #catchUp = (): void => {
     clearTimeout(this.#stalled);
     this.#stalled = undefined;
-    if (this.#closed) return;
+    // Never after close(): it removes this 'drain' listener and clears the timer.
     const log = this.#log!;
     for (const message of log.since(this.#sent)) {
       if (!this.#writeMessage(message)) {
