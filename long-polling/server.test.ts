@@ -5,6 +5,7 @@
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { startTestServer, rawRequest, waitFor } from '../shared/testing/server.ts';
 import type { RunningServer } from '../shared/lifecycle.ts';
@@ -214,18 +215,40 @@ describe('shutdown', () => {
     return { child, url, exited };
   }
 
+  /** `GET /subscribe?since=0` on a connection of its own: `sent` once written, `answer` with the whole response. */
+  function heldPoll(url: URL): { sent: Promise<void>; answer: Promise<string> } {
+    const socket = net.connect(Number(url.port), url.hostname);
+    const sent = new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.write('GET /subscribe?since=0 HTTP/1.1\r\nHost: x\r\n\r\n', () => resolve());
+    });
+    const answer = new Promise<string>((resolve, reject) => {
+      let text = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (chunk: string) => (text += chunk));
+      socket.once('error', reject);
+      socket.once('close', () => resolve(text));
+    });
+    return { sent, answer };
+  }
+
   for (const [name, stop] of [
     ['SIGINT', (child: ChildProcess) => child.kill('SIGINT')],
     ["the documents' IPC message 'shutdown'", (child: ChildProcess) => child.send('shutdown')],
   ] as const) {
     test(`${name}: the process answers its held request 204 and exits 0`, async () => {
       const { child, url, exited } = await runFolder();
-      const held = fetch(new URL('subscribe?since=0', url));
-      // The request cannot be observed from here; give it time to arrive. If it
-      // came late it would still get a 204 from the "shutting down" branch.
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      const held = heldPoll(new URL(url));
+      // The held request cannot be observed from here, and a fixed wait is not
+      // enough on a loaded machine (a signal before the server has read it
+      // closes the listener and the poll is refused). So: once its bytes are
+      // sent, one more request on a new connection, answered at once. The
+      // server accepts and reads connections in order, so when that answer
+      // comes back the poll has been read, and is held.
+      await held.sent;
+      assert.equal((await fetch(new URL('subscribe?since=-1', url))).status, 400);
       stop(child);
-      assert.equal((await held).status, 204);
+      assert.match(await held.answer, /^HTTP\/1\.1 204 /);
       assert.equal(await exited, 0);
     });
   }
