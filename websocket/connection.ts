@@ -203,6 +203,7 @@ export class WebSocketConnection {
     } finally {
       this.socket.uncork();
     }
+    // Measured only now: while corked, every answer to the chunk counted as unsent.
     this.checkUnsent();
     // The answers did not all leave: the peer reads slower than it sends. Read no
     // more of it until they have; meanwhile its frames wait in TCP's buffers and
