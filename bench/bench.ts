@@ -65,9 +65,9 @@ export const FULL: BenchParams = {
 
 export const QUICK: BenchParams = {
   name: 'quick',
-  chat: { ...FULL.chat, subscribers: 20, ratePerSec: 10, durationMs: 2_000, warmupMs: 300, drainMs: 2_000 },
-  fanout: { ...FULL.fanout, levels: [1_000], rounds: 3 },
-  echo: { ...FULL.echo, warmupMs: 150, durationMs: 400, repeats: 2 },
+  chat: { ...FULL.chat, subscribers: 20, ratePerSec: 10, durationMs: 1_500, warmupMs: 200, drainMs: 2_000 },
+  fanout: { ...FULL.fanout, levels: [1_000], rounds: 3, pauseMs: 200 },
+  echo: { ...FULL.echo, warmupMs: 150, durationMs: 400, repeats: 1 },
   polling: { ...FULL.polling, warmupMs: 200, durationMs: 1_000 },
 };
 

@@ -107,8 +107,9 @@ if (isEntryPoint(import.meta.url)) {
     process.exit(2);
   }
   const started = performance.now();
+  const elapsed = (): string => `${((performance.now() - started) / 1_000).toFixed(0).padStart(4)} s`;
   const written = await main(options, childProcesses(CHILD_OPEN_FILES), options.write ? new URL('./', import.meta.url) : undefined, (line) =>
-    console.error(line),
+    console.error(`${elapsed()}  ${line}`),
   );
   console.log(written.markdown);
   const missed = checkTargets(written.results, options.params).filter((check) => check.met === false).length;
