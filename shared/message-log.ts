@@ -37,7 +37,13 @@ export class MessageLog {
   /** Ring buffer: the message with id n lives at (n - 1) % capacity. */
   readonly #ring: Message[] = [];
   #lastId = 0;
-  readonly #listeners = new Set<Listener>();
+  /**
+   * One small object per subscription, so that the same function may
+   * subscribe twice and each subscription ends on its own. (An object rather
+   * than a wrapper closure: under tsx a named closure costs a few hundred bytes
+   * more, and there is one subscription per open connection.)
+   */
+  readonly #listeners = new Set<{ readonly listener: Listener }>();
   /** Messages published while another was being delivered, in id order. */
   readonly #pending: Message[] = [];
   #delivering = false;
@@ -102,9 +108,7 @@ export class MessageLog {
         this.#call(listener, message);
       }
     }
-    // A wrapper, so that the same function may subscribe twice and each
-    // subscription ends on its own.
-    const entry: Listener = (message) => listener(message);
+    const entry = { listener };
     this.#listeners.add(entry);
     return () => {
       this.#listeners.delete(entry);
@@ -121,8 +125,8 @@ export class MessageLog {
         // A snapshot: whoever subscribes during this delivery has already seen
         // this message through its replay (it is in the ring), and whoever
         // unsubscribes is skipped by the has() check.
-        for (const listener of [...this.#listeners]) {
-          if (this.#listeners.has(listener)) this.#call(listener, message);
+        for (const entry of [...this.#listeners]) {
+          if (this.#listeners.has(entry)) this.#call(entry.listener, message);
         }
       }
     } finally {
