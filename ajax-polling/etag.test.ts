@@ -58,4 +58,20 @@ describe('ifNoneMatchHolds', () => {
     assert.equal(ifNoneMatchHolds('"e1.4-8"', tag), false);
     assert.equal(ifNoneMatchHolds('e1.4-7', tag), false);
   });
+  test('the exact-match shortcut changes no answer: every spelling of the tag holds, near misses do not', () => {
+    // Spellings the shortcut does not see pass through the grammar and still hold.
+    for (const header of ['"e1.4-7"', ' "e1.4-7" ', '"e1.4-7",', 'W/"e1.4-7"', '"x",W/"e1.4-7"', '"e1.4-7", "x"']) {
+      assert.equal(ifNoneMatchHolds(header, tag), true, header);
+    }
+    // A prefix, an extension, another case, two tags not separated by a comma.
+    for (const header of ['"e1.4-', '"e1.4-7', '"e1.4-7"x', '"E1.4-7"', 'w/"e1.4-7"', '"e1.4-7" "e1.4-7"', '"e1.4-70"']) {
+      assert.equal(ifNoneMatchHolds(header, tag), false, header);
+    }
+  });
+  test('a weak tag is compared by its opaque part on both sides', () => {
+    assert.equal(ifNoneMatchHolds('W/"x"', 'W/"x"'), true);
+    assert.equal(ifNoneMatchHolds('"x"', 'W/"x"'), true);
+    assert.equal(ifNoneMatchHolds('"y", W/"x"', 'W/"x"'), true);
+    assert.equal(ifNoneMatchHolds('"y"', 'W/"x"'), false);
+  });
 });

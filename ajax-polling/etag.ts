@@ -66,9 +66,20 @@ export function parseIfNoneMatch(value: string): string[] | '*' | undefined {
  */
 export function ifNoneMatchHolds(header: string | undefined, tag: string): boolean {
   if (header === undefined) return false;
+  // The common case first: a client sends back exactly the ETag it was given
+  // (browsers, and ../ajax-polling/browser.ts). A header equal to a valid
+  // entity tag is a one-element list holding it, so no parsing is needed.
+  if (header === tag) return true;
+  // Anything else (a list, W/, whitespace, "*") goes through the grammar.
   const tags = parseIfNoneMatch(header);
   if (tags === undefined) return false;
   if (tags === '*') return true;
-  const opaque = (entityTag: string): string => (entityTag.startsWith('W/') ? entityTag.slice(2) : entityTag);
-  return tags.some((candidate) => opaque(candidate) === opaque(tag));
+  const wanted = opaqueTag(tag);
+  for (const candidate of tags) if (opaqueTag(candidate) === wanted) return true;
+  return false;
+}
+
+/** An entity tag without its weakness indicator: equal opaque tags compare equal weakly (RFC 9110 §8.8.3.2). */
+function opaqueTag(entityTag: string): string {
+  return entityTag.startsWith('W/') ? entityTag.slice(2) : entityTag;
 }

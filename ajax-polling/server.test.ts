@@ -4,6 +4,8 @@
 // shared routes are tested for every folder in ../test/contract.test.ts.)
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { startTestServer, rawRequest } from '../shared/testing/server.ts';
 import type { RunningServer } from '../shared/lifecycle.ts';
 import { MessageLog } from '../shared/message-log.ts';
@@ -120,6 +122,49 @@ describe('ajax-polling: GET /messages', () => {
       assert.match(answer.contentType ?? '', /^text\/plain/, query);
       assert.match(answer.body, /since must be a non-negative integer/, query);
     }
+  });
+
+  test('the poll route answers before handle() returns (no promise per request), its 400 included', async () => {
+    // handle() called by hand on a plain node:http server, so the test sees
+    // whether the answer was already ended when handle() came back.
+    const technique = createAjaxPolling({ log: server.log, config: server.config });
+    const endedOnReturn: boolean[] = [];
+    const plain = createServer((req, res) => {
+      technique.handle(req, res);
+      endedOnReturn.push(res.writableEnded);
+    });
+    await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = plain.address() as AddressInfo;
+      const first = await fetch(`http://127.0.0.1:${port}/messages?since=0`);
+      await first.text();
+      const etag = first.headers.get('etag') ?? '';
+      const again = await fetch(`http://127.0.0.1:${port}/messages?since=0`, { headers: { 'If-None-Match': etag } });
+      assert.equal(again.status, 304);
+      assert.equal(again.headers.get('etag'), etag);
+      const bad = await fetch(`http://127.0.0.1:${port}/messages?since=x`);
+      assert.equal(bad.status, 400);
+      assert.match(await bad.text(), /since must be a non-negative integer/);
+      assert.deepEqual(endedOnReturn, [true, true, true]);
+    } finally {
+      await new Promise((resolve) => plain.close(resolve));
+      plain.closeAllConnections();
+    }
+  });
+
+  test('a 304 carries ETag and Cache-Control, no body and no framing (RFC 9110 §15.4.5)', async () => {
+    const { etag } = await poll(server, '?since=0');
+    const answer = await rawRequest(
+      server.port,
+      `GET /messages?since=0 HTTP/1.1\r\nHost: x\r\nIf-None-Match: ${etag}\r\nConnection: close\r\n\r\n`,
+    );
+    assert.equal(answer.status, 304);
+    assert.equal(answer.headers['etag'], etag);
+    assert.equal(answer.headers['cache-control'], 'no-cache');
+    assert.equal(answer.headers['content-length'], undefined);
+    assert.equal(answer.headers['transfer-encoding'], undefined);
+    assert.equal(answer.headers['content-type'], undefined);
+    assert.equal(answer.body, '');
   });
 
   test('a raw request with a bad cursor is answered 400 and the server keeps serving', async () => {

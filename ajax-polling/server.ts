@@ -60,6 +60,9 @@ import { ifNoneMatchHolds, pollTag } from './etag.ts';
  */
 const CACHE_CONTROL = 'no-cache';
 
+/** RFC 9110 §9.3.2: HEAD wherever GET. Listed both, once, so no array is made per request. */
+const GET_AND_HEAD = ['GET', 'HEAD'] as const;
+
 export const createAjaxPolling: CreateTechnique = ({ log, config }) => {
   const site = createSite(new URL('.', import.meta.url));
   // Tells this log's ids from those of an earlier process (ids restart at 1);
@@ -67,10 +70,14 @@ export const createAjaxPolling: CreateTechnique = ({ log, config }) => {
   const epoch = randomBytes(4).readUInt32BE().toString(36);
 
   return {
-    handle: guard(async (req, res) => {
-      switch (requestUrl(req).pathname) {
+    // Not `async`: guard() catches what a route throws at once (poll()'s 400)
+    // as well as what a returned promise rejects with (publish, static files),
+    // so the hot route, `/messages`, runs to its answer with no promise made.
+    handle: guard((req, res) => {
+      const url = requestUrl(req); // parsed once, here, for the route and the cursor
+      switch (url.pathname) {
         case '/messages':
-          return poll(req, res, log, epoch);
+          return poll(req, res, url, log, epoch);
         case '/publish':
           return handlePublish(req, res, log, config.maxMessageBytes);
         default:
@@ -86,11 +93,11 @@ export const createAjaxPolling: CreateTechnique = ({ log, config }) => {
  * `GET /messages?since=N`: the messages with an id greater than N that the
  * backlog still holds, at once, as a JSON array (`[]` when there are none).
  */
-function poll(req: IncomingMessage, res: ServerResponse, log: MessageLog, epoch: string): void {
-  if (!allowMethods(req, res, ['GET'])) return;
+function poll(req: IncomingMessage, res: ServerResponse, url: URL, log: MessageLog, epoch: string): void {
+  if (!allowMethods(req, res, GET_AND_HEAD)) return;
   // 1. The cursor. Anything but a non-negative integer is a 400 (thrown as an
   //    HttpError, answered by guard()): a misread cursor would lose messages.
-  const since = parseSince(requestUrl(req));
+  const since = parseSince(url);
 
   // 2. Which messages the answer holds. A `since` older than the backlog gets
   //    what is left (the client sees the gap in the ids and says so).
@@ -100,7 +107,9 @@ function poll(req: IncomingMessage, res: ServerResponse, log: MessageLog, epoch:
 
   // 3. RFC 9110 §13.2.2: evaluate If-None-Match after the request is known to
   //    be valid, before building the body. §15.4.5: a 304 carries the ETag and
-  //    Cache-Control the 200 would have had, and no content.
+  //    Cache-Control the 200 would have had, and no content: the head is
+  //    written in one call, with those two fields and what node adds (Date,
+  //    keep-alive), and no Content-Length (node never frames a 304's body).
   if (ifNoneMatchHolds(req.headers['if-none-match'], headers.ETag)) {
     res.writeHead(304, headers).end();
     return;
