@@ -127,8 +127,7 @@ export class WebSocketConnection {
     this.parser = new FrameParser({
       role: 'server',
       maxPayloadBytes: options.maxMessageBytes,
-      checkHeader: (header) => this.assembler.checkHeader(header),
-      checkPayloadPart: (header, part, offset) => this.assembler.checkPayloadPart(header, part, offset),
+      checks: this.assembler,
     });
   }
 

@@ -239,7 +239,7 @@ describe('payload bytes shown as they arrive (checkPayloadPart)', () => {
     for (const cuts of splits) {
       const shown: Array<{ opcode: number; offset: number; part: string }> = [];
       const results = parseInPieces(bytes, cuts, {
-        checkPayloadPart: (header, part, offset) => void shown.push({ opcode: header.opcode, offset, part: part.toString('hex') }),
+        checks: { checkPayloadPart: (header, part, offset) => void shown.push({ opcode: header.opcode, offset, part: part.toString('hex') }) },
       });
       assert.deepEqual(results.map(summary), expected, `cuts ${cuts.join()}`);
       for (const frame of results as Frame[]) {
@@ -258,12 +258,14 @@ describe('payload bytes shown as they arrive (checkPayloadPart)', () => {
 
   test('a whole frame in one chunk is not shown in parts', () => {
     let calls = 0;
-    parseAll(bytes, { checkPayloadPart: () => void calls++ });
+    parseAll(bytes, { checks: { checkPayloadPart: () => void calls++ } });
     assert.equal(calls, 0);
   });
 
   test('a refusal fails the stream before the frame is whole, and nothing follows', () => {
-    const parser = serverParser({ checkPayloadPart: (_, part) => (part.includes(0x21) ? new ProtocolError(CloseCode.INVALID_PAYLOAD, 'no !') : undefined) });
+    const parser = serverParser({
+      checks: { checkPayloadPart: (_, part) => (part.includes(0x21) ? new ProtocolError(CloseCode.INVALID_PAYLOAD, 'no !') : undefined) },
+    });
     const frame = encodeFrame(Opcode.TEXT, Buffer.from('fine so far! and then'), { maskKey: MASK });
     assert.deepEqual(feed(parser, Buffer.from(frame.subarray(0, 10))), []);
     const [error] = feed(parser, Buffer.from(frame.subarray(10, 20)));
@@ -338,7 +340,7 @@ describe('frame-level protocol errors (§5.1–§5.5)', () => {
       return new ProtocolError(CloseCode.PROTOCOL_ERROR, 'refused');
     };
     const header = encodeFrameHeader(Opcode.CONTINUATION, 300, { maskKey: MASK });
-    assert.equal(expectError(header, CloseCode.PROTOCOL_ERROR, { checkHeader }).reason, 'refused');
+    assert.equal(expectError(header, CloseCode.PROTOCOL_ERROR, { checks: { checkHeader } }).reason, 'refused');
     assert.deepEqual(seen, [{ fin: true, opcode: Opcode.CONTINUATION, payloadLength: 300 }]);
   });
 

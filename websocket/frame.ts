@@ -260,11 +260,22 @@ export interface FrameParserOptions {
   /** Largest payload accepted for one frame; a longer one is a 1009, seen in its header. */
   maxPayloadBytes: number;
   /**
+   * The layer above (a `MessageAssembler`), asked about each frame before it is
+   * whole. An object rather than two callbacks, so a connection hands over the
+   * assembler it already has instead of making two closures for it (see
+   * connection.ts for what a closure per connection costs).
+   */
+  checks?: FrameChecks;
+}
+
+/** What `FrameParser` asks the layer above while a frame is still arriving. */
+export interface FrameChecks {
+  /**
    * Called once a frame's length is known, before its payload is read, so the
    * layer above can refuse it early (a continuation without a start, a message
    * grown past its limit) without buffering the payload.
    */
-  checkHeader?: (header: FrameHeader) => ProtocolError | undefined;
+  checkHeader?(header: FrameHeader): ProtocolError | undefined;
   /**
    * Called with a frame's payload bytes, unmasked, as they arrive, while the
    * frame is not yet whole, so the layer above can refuse it early (text that can
@@ -272,7 +283,7 @@ export interface FrameParserOptions {
    * complete the frame are not passed: they come with the frame from `next()`,
    * whose payload is whole. `offset` is where `part` starts in the payload.
    */
-  checkPayloadPart?: (header: FrameHeader, part: Buffer, offset: number) => ProtocolError | undefined;
+  checkPayloadPart?(header: FrameHeader, part: Buffer, offset: number): ProtocolError | undefined;
 }
 
 type ParserState = 'header' | 'extended-length-16' | 'extended-length-64' | 'mask-key' | 'payload' | 'failed';
@@ -288,7 +299,7 @@ type ParserState = 'header' | 'extended-length-16' | 'extended-length-64' | 'mas
  * undefined when it needs more bytes. After an error it returns undefined for
  * good: §7.1.7 says to fail the connection, so nothing after the error can be
  * trusted. Pulling one frame at a time matters: the caller handles a frame before
- * the next header is checked, so `checkHeader` sees the message state that frame
+ * the next header is checked, so `checks.checkHeader` sees the message state that frame
  * left (a first fragment and its continuation often share a chunk).
  *
  * The states follow the wire: header (2 bytes) → extended length (0, 2 or 8 bytes)
@@ -408,7 +419,7 @@ export class FrameParser {
   private lengthKnown(payloadLength: number): ProtocolError | undefined {
     this.payloadLength = payloadLength;
     if (payloadLength > this.options.maxPayloadBytes) return new ProtocolError(CloseCode.MESSAGE_TOO_BIG, 'frame too big');
-    const refusal = this.options.checkHeader?.({ fin: this.fin, opcode: this.opcode, payloadLength });
+    const refusal = this.options.checks?.checkHeader?.({ fin: this.fin, opcode: this.opcode, payloadLength });
     if (refusal) return refusal;
     this.state = this.masked ? 'mask-key' : 'payload';
     return undefined;
@@ -420,8 +431,8 @@ export class FrameParser {
    * incomplete, every buffered byte belongs to it.
    */
   private checkPayloadPart(): ProtocolError | undefined {
-    const check = this.options.checkPayloadPart;
-    if (!check || this.bufferedBytes === this.payloadChecked) return undefined;
+    const checks = this.options.checks;
+    if (!checks?.checkPayloadPart || this.bufferedBytes === this.payloadChecked) return undefined;
     const header = { fin: this.fin, opcode: this.opcode, payloadLength: this.payloadLength };
     // The new bytes are the last ones buffered: find their first chunk from the end,
     // so a frame dripped in many small reads costs time in proportion to its bytes.
@@ -431,7 +442,7 @@ export class FrameParser {
     for (let i = first; i < this.chunks.length; i++) {
       const part = i === first ? this.chunks[i].subarray(-unseen) : this.chunks[i];
       this.unmask(part, this.payloadChecked);
-      const refusal = check(header, part, this.payloadChecked);
+      const refusal = checks.checkPayloadPart(header, part, this.payloadChecked);
       this.payloadChecked += part.length;
       if (refusal) return refusal;
     }

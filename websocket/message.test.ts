@@ -86,7 +86,7 @@ describe('the message size limit (1009)', () => {
 
   test('wired into the parser, an oversized continuation is refused from its header, payload unsent', () => {
     const assembler = new MessageAssembler(1000);
-    const parser = new FrameParser({ role: 'server', maxPayloadBytes: 1000, checkHeader: (header) => assembler.checkHeader(header) });
+    const parser = new FrameParser({ role: 'server', maxPayloadBytes: 1000, checks: { checkHeader: (header) => assembler.checkHeader(header) } });
     const maskKey = hex('01 02 03 04');
     parser.push(encodeFrame(Opcode.BINARY, Buffer.alloc(600), { fin: false, maskKey }));
     assert.equal(assembler.addFrame(parser.next() as Frame), undefined);
@@ -99,7 +99,7 @@ describe('the message size limit (1009)', () => {
   test('wired into the parser, a first fragment and its continuation in one chunk are accepted', () => {
     // The continuation's header is checked only after the first fragment was added.
     const assembler = new MessageAssembler(1000);
-    const parser = new FrameParser({ role: 'server', maxPayloadBytes: 1000, checkHeader: (header) => assembler.checkHeader(header) });
+    const parser = new FrameParser({ role: 'server', maxPayloadBytes: 1000, checks: { checkHeader: (header) => assembler.checkHeader(header) } });
     const maskKey = hex('01 02 03 04');
     parser.push(
       Buffer.concat([
@@ -150,12 +150,7 @@ describe('UTF-8 checked as a frame arrives, wired into the parser (§8.1 fail fa
   /** A parser and assembler wired as the connection wires them; feeds `bytes` cut at `cuts`. */
   function receive(bytes: Buffer, cuts: number[]) {
     const assembler = new MessageAssembler(1000);
-    const parser = new FrameParser({
-      role: 'server',
-      maxPayloadBytes: 1000,
-      checkHeader: (header) => assembler.checkHeader(header),
-      checkPayloadPart: (header, part, offset) => assembler.checkPayloadPart(header, part, offset),
-    });
+    const parser = new FrameParser({ role: 'server', maxPayloadBytes: 1000, checks: assembler });
     const events: unknown[] = [];
     let start = 0;
     for (const cut of [...cuts, bytes.length]) {

@@ -57,17 +57,18 @@ export function parseClosePayload(payload: Buffer): { code: number | undefined; 
  * limit over all fragments (1009), UTF-8 of text, failing at the first fragment
  * that makes it impossible (§8.1, 1007), and close payloads (§5.5.1, §7.4).
  *
- * Wire `checkHeader` into `FrameParser` so an oversized or misplaced frame is
- * refused from its header, before its payload is buffered; `addFrame` checks the
- * same rules again, so the class is also correct used alone. Wire
- * `checkPayloadPart` too, and text is checked as its bytes arrive, even inside
- * one frame sent in pieces (Autobahn 6.4.3/6.4.4); `addFrame` then checks only
- * the bytes that part did not see.
+ * Give it to `FrameParser` as its `checks`: `checkHeader` then refuses an
+ * oversized or misplaced frame from its header, before its payload is buffered
+ * (`addFrame` checks the same rules again, so the class is also correct used
+ * alone), and `checkPayloadPart` checks text as its bytes arrive, even inside one
+ * frame sent in pieces (Autobahn 6.4.3/6.4.4); `addFrame` then checks only the
+ * bytes that part did not see.
  */
 export class MessageAssembler {
   /** TEXT or BINARY while a fragmented message is open, else undefined. */
   private messageOpcode: number | undefined;
-  private fragments: Buffer[] = [];
+  /** The fragments of that message so far; none until a message is fragmented. */
+  private fragments: Buffer[] | undefined;
   private messageBytes = 0;
   private utf8: Utf8Validator | undefined;
   /** Bytes of the frame being read that checkPayloadPart has validated already. */
@@ -137,7 +138,7 @@ export class MessageAssembler {
       return new ProtocolError(CloseCode.INVALID_PAYLOAD, 'text is not UTF-8');
     }
     if (!frame.fin) {
-      this.fragments.push(frame.payload);
+      (this.fragments ??= []).push(frame.payload);
       this.messageBytes += frame.payload.length;
       return undefined;
     }
@@ -146,11 +147,11 @@ export class MessageAssembler {
     }
     const binary = this.messageOpcode === Opcode.BINARY;
     const data =
-      this.fragments.length === 0
+      this.fragments === undefined
         ? frame.payload
         : Buffer.concat([...this.fragments, frame.payload], this.messageBytes + frame.payload.length);
     this.messageOpcode = undefined;
-    this.fragments = [];
+    this.fragments = undefined;
     this.messageBytes = 0;
     this.utf8 = undefined;
     return { type: 'message', binary, data };
