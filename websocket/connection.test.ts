@@ -6,7 +6,7 @@
 import { afterEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { WebSocketConnection, type ConnectionHandlers, type ConnectionOptions } from './connection.ts';
+import { OpenConnections, WebSocketConnection, type ConnectionHandlers, type ConnectionOptions } from './connection.ts';
 import { Opcode } from './frame.ts';
 import { RawClient } from './test-client.ts';
 import { waitFor } from '../shared/testing/server.ts';
@@ -36,7 +36,7 @@ async function connectionPair(
       const connection = new WebSocketConnection(socket, {
         maxMessageBytes: 1024,
         maxBufferedBytes: 64 * 1024,
-        heartbeatMs: 60_000,
+        connections: new OpenConnections(60_000),
         closeTimeoutMs: 50,
         ...options,
       });
@@ -112,6 +112,43 @@ describe('what onClose reports (§7.1.5)', () => {
   });
 });
 
+describe('OpenConnections: the set shutdown walks, and one heartbeat for all', () => {
+  test('a connection joins at start and leaves once its TCP connection is gone', async () => {
+    const connections = new OpenConnections(60_000);
+    const first = await connectionPair(undefined, { connections });
+    const second = await connectionPair(undefined, { connections });
+    assert.equal(connections.size, 2);
+    first.client.end();
+    await first.reported;
+    assert.equal(connections.size, 1);
+    connections.closeAll(1001, 'going away');
+    assert.equal(await second.client.closeCode(), 1001);
+    await second.reported;
+    assert.equal(connections.size, 0); // and its timer is gone: the test runner could not exit otherwise
+  });
+
+  test('one sweep pings every connection, and drops the one that has not answered by the next', async () => {
+    // Long enough that a busy machine still gets the polite peer's pong back in time.
+    const connections = new OpenConnections(300);
+    const silent = await connectionPair(undefined, { connections });
+    const polite = await connectionPair(undefined, { connections });
+    // The polite peer answers each ping (§5.5.2), the silent one reads and never does.
+    let answered = 0;
+    polite.client.socket.on('data', () => {
+      const pings = polite.client.frames.filter((frame) => frame.opcode === Opcode.PING).length;
+      for (; answered < pings; answered++) polite.client.sendFrame(Opcode.PONG);
+    });
+    assert.equal((await silent.reported).code, 1006);
+    assert.equal(silent.client.frames[0]?.opcode, Opcode.PING);
+    assert.ok(!silent.client.frames.some((frame) => frame.opcode === Opcode.CLOSE), 'cut, not closed');
+    assert.ok(answered >= 1, 'the polite peer was pinged too');
+    assert.equal(polite.connection.state, 'open');
+    assert.equal(connections.size, 1);
+    polite.client.end();
+    await polite.reported;
+  });
+});
+
 describe('failures in our own code', () => {
   test('a message handler that throws closes the connection with 1011, and nothing escapes', async (t) => {
     const logged = t.mock.method(console, 'error', () => {});
@@ -155,7 +192,7 @@ describe('backpressure', () => {
   });
 
   test('a pong held up behind a read pause does not count against the peer: the heartbeat reads on first', async () => {
-    const { client, connection } = await connectionPair(echo, { heartbeatMs: 100, maxBufferedBytes: 64 * 1024 * 1024 });
+    const { client, connection } = await connectionPair(echo, { connections: new OpenConnections(100), maxBufferedBytes: 64 * 1024 * 1024 });
     client.socket.pause(); // a slow link: what the server sends piles up unread for a while
     connection.sendMessage(Buffer.alloc(BURST_BYTES), true);
     client.sendFrame(Opcode.TEXT, 'hi'); // its echo finds the queue long: the server stops reading this peer

@@ -5,9 +5,10 @@
  *     socket bytes → FrameParser → MessageAssembler → message / ping / pong / close
  *     send…()      → encodeFrameHeader + payload   → socket
  *
- * The object owns its socket and its two timers (heartbeat, close deadline); they
- * are released in one place, `tearDown()`, which runs once, on the socket's
- * 'close' event, however the connection ended.
+ * The object owns its socket and its close deadline; it joins its server's
+ * `OpenConnections` when it starts (the set shutdown walks, and the one timer
+ * that pings every connection), and leaves it in one place, `tearDown()`, which
+ * runs once, on the socket's 'close' event, however the connection ended.
  *
  * Closing (§7):
  * - We close: send a close frame, keep reading until the peer's close frame
@@ -18,8 +19,9 @@
  *   without waiting for an answer (§7.1.7 "Fail the WebSocket Connection").
  * - In every case a peer that does not finish closing within the deadline is cut.
  *
- * Liveness: every `heartbeatMs` the server pings; a peer that has not answered one
- * ping by the time of the next is dropped (§5.5.2: "a Pong frame sent in response
+ * Liveness: every `heartbeatMs` the server pings (one sweep over all connections,
+ * `OpenConnections`); a peer that has not answered one ping by the time of the
+ * next is dropped (§5.5.2: "a Pong frame sent in response
  * to a Ping frame"). It is what keeps proxies from cutting an idle connection, and
  * what finds a peer whose network vanished without a FIN.
  *
@@ -37,6 +39,15 @@
  * Unsent bytes are measured after each write, except while a chunk's answers are
  * corked (`receive()`): there every answer counts as unsent until the uncork, so
  * they are measured after it, when they have had their chance to leave.
+ *
+ * Memory: a server holds thousands of idle connections, so what one costs is
+ * counted. The state of a connection is this one object and its parser and
+ * assembler; its behaviour is prototype methods, not closures made per
+ * connection. Closures are not free: each is a function object (and, under
+ * tsx, one bound to a name such as `resumeReading = () => …` also gets its own
+ * ~256-byte property store from esbuild's `__name`). Only the socket's
+ * listeners are closures, passed straight to `on()`. Likewise no timer per
+ * connection: `OpenConnections` pings them all from one.
  */
 import type { Duplex } from 'node:stream';
 import {
@@ -66,10 +77,10 @@ export const CLOSE_TIMEOUT_MS = Math.floor((SHUTDOWN_GRACE_MS * 2) / 3);
 const COPY_PAYLOAD_BELOW_BYTES = 16 * 1024;
 
 export interface ConnectionOptions {
+  /** The server's open connections, which the connection joins until it closes; they set the ping interval. */
+  connections: OpenConnections;
   /** Largest message accepted, over all its fragments; more is a 1009. */
   maxMessageBytes: number;
-  /** Ping interval; a peer silent for a whole interval after a ping is dropped. */
-  heartbeatMs: number;
   /**
    * Unsent bytes allowed to pile up before the peer is failed for not reading. It
    * must be well above what the answers to one read of the socket can add at once
@@ -92,6 +103,59 @@ export interface ConnectionHandlers {
 
 export type ConnectionState = 'open' | 'closing' | 'closed';
 
+/** Until start(): nothing to report to. */
+const NO_HANDLERS: ConnectionHandlers = Object.freeze({});
+
+/** An 'error' listener for any socket: ECONNRESET and the like; 'close' follows. */
+export function destroySocket(this: Duplex): void {
+  this.destroy();
+}
+
+/**
+ * OpenConnections is the set of one server's open connections: each joins it in
+ * `start()` and leaves it when its TCP connection is gone, so `shutdown()` can
+ * close every one (`closeAll`). It also keeps them alive: one timer, running
+ * while the set is not empty, pings every connection each `heartbeatMs`, and
+ * drops those that have not answered the previous ping. (One timer for all
+ * rather than one per connection, as `ws` users do: a timer and its closure are
+ * a few hundred bytes per idle connection. The first ping comes within one
+ * interval of opening rather than after exactly one; the peer still gets a
+ * whole interval to answer each.)
+ */
+export class OpenConnections {
+  private readonly open = new Set<WebSocketConnection>();
+  private heartbeat: NodeJS.Timeout | undefined;
+
+  /** `heartbeatMs`: ping interval; a peer silent for a whole interval after a ping is dropped. */
+  constructor(readonly heartbeatMs: number) {}
+
+  get size(): number {
+    return this.open.size;
+  }
+
+  add(connection: WebSocketConnection): void {
+    this.open.add(connection);
+    this.heartbeat ??= setInterval(() => this.sweep(), this.heartbeatMs);
+  }
+
+  delete(connection: WebSocketConnection): void {
+    this.open.delete(connection);
+    if (this.open.size > 0) return;
+    clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+  }
+
+  /** Starts the closing handshake on every open connection. */
+  closeAll(code: number, reason: string): void {
+    for (const connection of this.open) connection.close(code, reason);
+  }
+
+  private sweep(): void {
+    // A connection dropped here leaves the set on its socket's 'close', later: the walk is safe.
+    for (const connection of this.open) connection.checkPeerIsAlive();
+  }
+}
+
 /**
  * WebSocketConnection runs the protocol on one upgraded socket (the 101 already
  * written) and reports whole messages and the final close to its handlers.
@@ -103,7 +167,7 @@ export type ConnectionState = 'open' | 'closing' | 'closed';
 export class WebSocketConnection {
   private readonly assembler: MessageAssembler;
   private readonly parser: FrameParser;
-  private handlers: ConnectionHandlers = {};
+  private handlers = NO_HANDLERS;
   private closeSent = false;
   private closeReceived = false;
   private failed = false;
@@ -116,7 +180,6 @@ export class WebSocketConnection {
   private readingPaused = false;
   /** Extra unsent bytes allowed until the queue next drains (allowBurst). */
   private burstBytes = 0;
-  private heartbeat: NodeJS.Timeout | undefined;
   private closeDeadline: NodeJS.Timeout | undefined;
 
   constructor(
@@ -139,11 +202,12 @@ export class WebSocketConnection {
   start(handlers: ConnectionHandlers, head: Buffer = Buffer.alloc(0)): void {
     this.handlers = handlers;
     this.socket.on('data', (chunk: Buffer) => this.receive(chunk));
-    this.socket.on('error', () => this.socket.destroy()); // ECONNRESET and the like: 'close' follows
+    this.socket.on('drain', () => this.resumeReading()); // does nothing unless reading was paused
+    this.socket.on('error', destroySocket);
     // node's HTTP server keeps sockets half-open; when the peer ends its side, end ours.
     this.socket.on('end', () => this.endTcp());
     this.socket.on('close', () => this.tearDown());
-    this.heartbeat = setInterval(() => this.checkPeerIsAlive(), this.options.heartbeatMs);
+    this.options.connections.add(this);
     if (head.length > 0) this.receive(head);
   }
 
@@ -214,16 +278,14 @@ export class WebSocketConnection {
   private pauseReading(): void {
     if (this.readingPaused || this.tcpClosed) return;
     this.readingPaused = true;
-    this.socket.pause();
-    this.socket.once('drain', this.resumeReading);
+    this.socket.pause(); // until 'drain' calls resumeReading()
   }
 
-  private readonly resumeReading = (): void => {
+  private resumeReading(): void {
     if (!this.readingPaused) return;
     this.readingPaused = false;
-    this.socket.off('drain', this.resumeReading);
     this.socket.resume();
-  };
+  }
 
   private readFrames(): void {
     for (let frame = this.parser.next(); frame !== undefined; frame = this.parser.next()) {
@@ -329,7 +391,8 @@ export class WebSocketConnection {
   // Timers and teardown
   // -------------------------------------------------------------------------
 
-  private checkPeerIsAlive(): void {
+  /** Every `heartbeatMs`, from `OpenConnections`: a ping, or the verdict on the last one. */
+  checkPeerIsAlive(): void {
     if (this.closeSent) return; // closing: the close deadline decides now
     if (this.readingPaused) {
       // We stopped reading, so the peer's pong may be sitting unread: our doing,
@@ -361,7 +424,7 @@ export class WebSocketConnection {
   private tearDown(): void {
     if (this.tcpClosed) return;
     this.tcpClosed = true;
-    clearInterval(this.heartbeat);
+    this.options.connections.delete(this);
     clearTimeout(this.closeDeadline);
     this.handlers.onClose?.(this.peerCloseCode, this.peerCloseReason);
   }

@@ -52,7 +52,13 @@ import type { MessageLog } from '../shared/message-log.ts';
 import { handlePublish } from '../shared/publish.ts';
 import { createSite } from '../shared/site.ts';
 import type { CreateTechnique } from '../shared/technique.ts';
-import { WebSocketConnection, type ConnectionHandlers, type ConnectionOptions } from './connection.ts';
+import {
+  destroySocket,
+  OpenConnections,
+  WebSocketConnection,
+  type ConnectionHandlers,
+  type ConnectionOptions,
+} from './connection.ts';
 import { CloseCode, MAX_FRAME_HEADER_BYTES } from './frame.ts';
 import { answerHandshake, refuse } from './handshake.ts';
 
@@ -113,13 +119,17 @@ interface Endpoint {
 export const createWebSocket: CreateTechnique = ({ log, config }) => {
   const site = createSite(new URL('.', import.meta.url));
   const githubEvents = new GithubEventFeed(loadGithubEvents());
-  /** Every open connection, so shutdown can close them all (one owner, one set). */
-  const connections = new Set<WebSocketConnection>();
+  /**
+   * Every open connection, so shutdown can close them all (one owner, one set);
+   * a connection joins it when it starts and leaves it when its socket closes.
+   * It also pings them all every HEARTBEAT_MS (connection.ts).
+   */
+  const connections = new OpenConnections(config.heartbeatMs);
 
   const limits = (maxMessageBytes: number, messagesBuffered: number): ConnectionOptions => ({
+    connections,
     maxMessageBytes,
     maxBufferedBytes: Math.max(MIN_BUFFERED_BYTES, messagesBuffered * maxMessageBytes),
-    heartbeatMs: config.heartbeatMs,
   });
 
   const endpoints = new Map<string, Endpoint>([
@@ -168,7 +178,7 @@ export const createWebSocket: CreateTechnique = ({ log, config }) => {
     }),
 
     upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-      socket.on('error', () => socket.destroy()); // a reset before the connection takes over
+      socket.on('error', destroySocket); // a reset before the connection takes over
       const answer = answerHandshake(req, handshakeOptions);
       if (!answer.accepted) {
         socket.end(answer.response);
@@ -183,24 +193,14 @@ export const createWebSocket: CreateTechnique = ({ log, config }) => {
         return;
       }
       socket.write(answer.response);
+      socket.off('error', destroySocket); // the connection takes over, errors included
       const connection = new WebSocketConnection(socket, endpoint.options);
-      const handlers = endpoint.open(connection, answer.url);
-      connections.add(connection);
-      connection.start(
-        {
-          onMessage: handlers.onMessage,
-          onClose: (code, reason) => {
-            connections.delete(connection);
-            handlers.onClose?.(code, reason);
-          },
-        },
-        head,
-      );
+      connection.start(endpoint.open(connection, answer.url), head);
     },
 
     shutdown(): void {
       // §7.4.1: 1001 "going away", e.g. "a server going down".
-      for (const connection of connections) connection.close(CloseCode.GOING_AWAY, 'server shutting down');
+      connections.closeAll(CloseCode.GOING_AWAY, 'server shutting down');
     },
   };
 };
@@ -233,7 +233,12 @@ function openChat(connection: WebSocketConnection, since: number, log: MessageLo
 
 /** /echo: every message back as it came, text as text, binary as binary. */
 function openEcho(connection: WebSocketConnection): ConnectionHandlers {
-  return { onMessage: (data, binary) => connection.sendMessage(data, binary) };
+  // A method, not `onMessage: (…) => …`: see connection.ts on closures per connection.
+  return {
+    onMessage(data, binary) {
+      connection.sendMessage(data, binary);
+    },
+  };
 }
 
 /** A GitHub event as in https://api.github.com/events, cut down. */
@@ -267,14 +272,19 @@ class GithubEventFeed {
     this.subscribers.add(connection);
     connection.sendText(JSON.stringify(this.nextEvent()));
     this.timer ??= setInterval(() => this.broadcast(), GITHUB_EVENT_INTERVAL_MS);
+    const feed = this;
     return {
-      onClose: () => {
-        this.subscribers.delete(connection);
-        if (this.subscribers.size > 0) return;
-        clearInterval(this.timer);
-        this.timer = undefined;
+      onClose() {
+        feed.remove(connection);
       },
     };
+  }
+
+  private remove(connection: WebSocketConnection): void {
+    this.subscribers.delete(connection);
+    if (this.subscribers.size > 0) return;
+    clearInterval(this.timer);
+    this.timer = undefined;
   }
 
   private broadcast(): void {
