@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { FULL, isMeasured, medianRun, QUICK, runBench, type BenchParams, type BenchResults } from './bench.ts';
+import { FULL, isMeasured, medianRun, MEMORY_NODE_FLAGS, QUICK, runBench, type BenchParams, type BenchResults } from './bench.ts';
 import { getRequest, ResponseReader, type ResponseHead } from './http-response.ts';
 import { childProcesses, inProcess, type Launcher } from './remote.ts';
 import { checkTargets, escapeXml, formatMs, niceCeiling, renderMarkdown, renderSvg } from './report.ts';
@@ -173,6 +173,19 @@ describe('child processes', () => {
       await server.stop();
     }
     for (const pid of [server.pid!, load.pid!]) assert.throws(() => process.kill(pid, 0), /ESRCH/, `process ${pid} is gone`);
+  });
+
+  test('node flags reach the server process: the memory flags keep the young generation small; a bad flag is an error', async () => {
+    const launcher = childProcesses(4_096);
+    const server = await launcher.launch({ role: 'server', kind: 'bare-upgrade', options: {}, nodeFlags: MEMORY_NODE_FLAGS });
+    try {
+      const stats = await server.call<{ newSpaceBytes: number; collected: boolean }>('stats', { collect: true });
+      assert.equal(stats.collected, true);
+      assert.ok(stats.newSpaceBytes <= 2 * 1_048_576, `young generation ${stats.newSpaceBytes} B`);
+    } finally {
+      await server.stop();
+    }
+    await assert.rejects(launcher.launch({ role: 'server', kind: 'bare-upgrade', options: {}, nodeFlags: ['--no-such-node-flag'] }), /exited/);
   });
 
   test('a server that cannot start is an error naming why, and leaves no process', async () => {

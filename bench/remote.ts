@@ -53,7 +53,18 @@ export interface Remote {
   stop(): Promise<void>;
 }
 
-export type LaunchRequest = { role: 'server'; kind: ServerKind; options: ServerOptions } | { role: 'load' };
+export type LaunchRequest =
+  | {
+      role: 'server';
+      kind: ServerKind;
+      options: ServerOptions;
+      /**
+       * Extra flags for the server's `node` (V8 flags such as bench.ts's
+       * MEMORY_NODE_FLAGS), put before the script. Ignored in one process.
+       */
+      nodeFlags?: readonly string[];
+    }
+  | { role: 'load' };
 
 export interface Launcher {
   launch(request: LaunchRequest): Promise<Remote>;
@@ -89,7 +100,7 @@ const CALL_TIMEOUT_MS = 180_000;
 const EXIT_GRACE_MS = 3_000;
 
 /**
- * Targets in child processes: `node --expose-gc --import tsx bench/child.ts …`,
+ * Targets in child processes: `node --expose-gc [nodeFlags] --import tsx bench/child.ts …`,
  * started through `sh` to raise the open-files limit first (`ulimit -n`, up to
  * the hard limit) so that 5,000 connections fit.
  */
@@ -102,10 +113,11 @@ export function childProcesses(fdLimit: number): Launcher {
 
 async function spawnChild(request: LaunchRequest, fdLimit: number): Promise<Remote> {
   const args = request.role === 'server' ? ['server', request.kind, JSON.stringify(request.options)] : ['load'];
+  const nodeFlags = request.role === 'server' ? (request.nodeFlags ?? []) : [];
   const script = 'ulimit -n "$1" 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null; shift; exec "$@"';
   const child = spawn(
     '/bin/sh',
-    ['-c', script, 'sh', String(fdLimit), process.execPath, '--expose-gc', '--import', import.meta.resolve('tsx'), CHILD, ...args],
+    ['-c', script, 'sh', String(fdLimit), process.execPath, '--expose-gc', ...nodeFlags, '--import', import.meta.resolve('tsx'), CHILD, ...args],
     { stdio: ['ignore', 'inherit', 'pipe', 'ipc'] },
   );
   let stderr = '';

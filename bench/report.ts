@@ -4,7 +4,7 @@
  * latency and bytes per message per technique. Pure functions of the results:
  * no I/O, so the smoke test checks them on made-up numbers too.
  */
-import { formatBytes, isMeasured, type BenchParams, type BenchResults, type ChatRow, type NotMeasured, type Weight } from './bench.ts';
+import { formatBytes, isMeasured, MEMORY_NODE_FLAGS, type BenchParams, type BenchResults, type ChatRow, type NotMeasured, type Weight } from './bench.ts';
 import type { ThroughputResult } from './load.ts';
 
 export interface Environment {
@@ -160,7 +160,8 @@ export function renderMarkdown(results: BenchResults, params: BenchParams, env: 
   const fan = params.fanout;
   line('## 2. Fan-out and memory');
   line();
-  line(`Each level on a fresh server: connections opened ${fan.concurrency} at a time, then the server's RSS after a full GC ` +
+  line(`Each level on a fresh server, started (like the references below) with \`${MEMORY_NODE_FLAGS.join(' ')}\` so that V8's young generation cannot grow: ` +
+    `connections opened ${fan.concurrency} at a time, then the server's RSS after a minor and two full GCs ` +
     '(minus the RSS after a warm-up on 20 connections that were then closed) divided by the connections; then ' +
     `${fan.rounds} rounds of one ${fan.messageBytes}-byte message, each timed from publish to arrival at every subscriber. ` +
     '"Reached": every connection opened and every round reached everyone.');
@@ -183,7 +184,7 @@ export function renderMarkdown(results: BenchResults, params: BenchParams, env: 
   );
   if (results.memoryReferences.length > 0) {
     line('The same weighing on reference servers (WebSocket clients, idle): `bare-upgrade` answers 101 and holds the socket ' +
-      '(the floor for any WebSocket server on node:http), `ws-echo` is the `ws` package.');
+      '(the floor for any WebSocket server on node:http), `ws-echo` is the `ws` package; same flags, same GCs.');
     line();
     table(
       ['server', 'connections', ...WEIGHT_HEAD],
