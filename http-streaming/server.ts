@@ -37,8 +37,9 @@
  *
  * The documents warn: "Comet may cause too many IO in the same time, so need
  * Non-blocking IO Server". That is what Node is: an open stream
- * here costs a socket, a timer and a log subscription, no thread, and a
- * message is one write per reader from a single event loop.
+ * here costs a socket and a log subscription (about 9 KiB of server memory
+ * when idle, measured by bench/), no thread, and a message is one write per
+ * reader from a single event loop.
  *
  * Left out on purpose: compression (see above, and BREACH: secrets compressed
  * beside attacker-chosen text); HTTP/2 (each stream is then a frame sequence and
@@ -128,21 +129,18 @@ export interface HttpStreaming extends Technique {
 
 export const createHttpStreaming: CreateTechnique = ({ log, config }) => {
   const site = createSite(new URL('.', import.meta.url));
-  /** Every open stream, so shutdown can end them all (one owner, one set). */
-  const streams = new Set<Stream>();
-  const options: StreamOptions = {
+  /** Every open stream, so shutdown can end them all (one owner, one set), and their heartbeat. */
+  const streams = new OpenStreams({
     heartbeatMs: config.heartbeatMs,
     // A single largest message must never trip the mark on its own, however small
     // MAX_MESSAGE_BYTES is set.
     highWaterBytes: HIGH_WATER_BYTES + largestChunkBytes(config.maxMessageBytes),
-  };
+  });
 
   const open = (req: IncomingMessage, res: ServerResponse, format: BodyFormat): void => {
     if (!allowMethods(req, res, ['GET'])) return;
     const since = parseSince(requestUrl(req)); // 400 before any byte of the 200 is written
-    const stream = new Stream(res, format, options, since, () => streams.delete(stream));
-    streams.add(stream);
-    stream.start(req.method === 'HEAD' ? undefined : log);
+    new Stream(res, format, streams, since).start(req.method === 'HEAD' ? undefined : log);
   };
 
   const technique: HttpStreaming = {
@@ -182,10 +180,55 @@ interface StreamOptions {
 }
 
 /**
+ * The open streams, and the one timer that writes a heartbeat to each of them
+ * every heartbeatMs. It runs only while a stream is open: none at import, none
+ * on an idle server.
+ *
+ * Why one sweep and not a timer per stream: memory. An open stream is idle
+ * almost all the time, so what it holds is what it costs, and a timer per
+ * stream is an object and a closure more for every connection. A heartbeat
+ * only has to come at least every heartbeatMs, not at a moment of the
+ * stream's own: a stream opened just before a sweep gets its first one early,
+ * and none waits longer. (`ws` users keep their pings the same way.)
+ */
+class OpenStreams {
+  readonly options: StreamOptions;
+  readonly #streams = new Set<Stream>();
+  #heartbeat: NodeJS.Timeout | undefined;
+
+  constructor(options: StreamOptions) {
+    this.options = options;
+  }
+
+  get size(): number {
+    return this.#streams.size;
+  }
+
+  [Symbol.iterator](): IterableIterator<Stream> {
+    return this.#streams.values();
+  }
+
+  add(stream: Stream): void {
+    this.#streams.add(stream);
+    if (this.#streams.size > 1) return;
+    // RFC 6202 §5.5: a connection silent for 30-60 s is cut by many proxies and
+    // NATs; a heartbeat keeps it busy and lets clients notice a dead one.
+    this.#heartbeat = setInterval(() => {
+      for (const stream of this.#streams) stream.writeHeartbeat();
+    }, this.options.heartbeatMs);
+  }
+
+  delete(stream: Stream): void {
+    if (!this.#streams.delete(stream) || this.#streams.size > 0) return;
+    clearInterval(this.#heartbeat);
+  }
+}
+
+/**
  * One open response and everything it holds: its position (the last id
- * written), the log subscription, the heartbeat and the timers that judge a
- * slow reader. close() is its only teardown path and runs once, whoever calls
- * it first (shutdown, a slow-reader check, or the connection's 'close').
+ * written), the log subscription and the timers that judge a slow reader.
+ * close() is its only teardown path and runs once, whoever calls it first
+ * (shutdown, a slow-reader check, or the connection's 'close').
  *
  * It writes in two modes, because a replay and live messages differ in who
  * sets the pace (as ../sse/server.ts does):
@@ -200,30 +243,34 @@ interface StreamOptions {
  *   highWaterBytes unsent is cut.
  * A replay that gets no 'drain' for a whole heartbeat interval is cut too: the
  * reader is stuck, not slow.
+ *
+ * Memory: the state lives in fields and the code in methods (on the prototype,
+ * shared by every stream); the only functions made per stream are the arrows
+ * handed straight to an event or the log. A method kept as an arrow field
+ * (`#onLive = (m) => …`) is one more closure per stream, and under tsx (whose
+ * `keepNames` gives every closure bound to a name its own property store)
+ * some 300 bytes more for each open connection.
  */
 class Stream {
   readonly #res: ServerResponse;
   readonly #format: BodyFormat;
-  readonly #options: StreamOptions;
-  readonly #onClosed: () => void;
+  readonly #streams: OpenStreams;
   /** Per response: a script without it does not run in the frame (forever-frame.ts). */
   readonly #nonce = randomBytes(16).toString('base64');
   /** Id of the last message written (starts at the request's `since`). */
   #sent: number;
   #log: MessageLog | undefined;
   #unsubscribe: (() => void) | undefined;
-  #heartbeat: NodeJS.Timeout | undefined;
   /** Armed while a replay waits for 'drain': fires if none comes for a heartbeat. */
   #stalled: NodeJS.Timeout | undefined;
   #backlogCheck: NodeJS.Immediate | undefined;
   #closed = false;
 
-  constructor(res: ServerResponse, format: BodyFormat, options: StreamOptions, since: number, onClosed: () => void) {
+  constructor(res: ServerResponse, format: BodyFormat, streams: OpenStreams, since: number) {
     this.#res = res;
     this.#format = format;
-    this.#options = options;
+    this.#streams = streams;
     this.#sent = since;
-    this.#onClosed = onClosed;
   }
 
   /** Sends the headers and head, then (unless HEAD: no log) the replay and the live messages. */
@@ -232,7 +279,7 @@ class Stream {
     // 'close' fires when the client goes away, and also after we end or destroy:
     // either way this stream is over. Registered first, so nothing below can miss it.
     res.on('close', () => this.close('gone'));
-    const { heartbeatMs } = this.#options;
+    const { heartbeatMs } = this.#streams.options;
     res.writeHead(200, { ...STREAM_HEADERS, [HEARTBEAT_HEADER]: String(heartbeatMs), ...this.#format.headers(this.#nonce) });
     if (!log) {
       res.end();
@@ -243,35 +290,40 @@ class Stream {
     // Flush now, so the client sees 200 + headers before the first message.
     res.flushHeaders();
     this.#write(this.#format.head(this.#nonce, heartbeatMs));
-    // RFC 6202 §5.5: a connection silent for 30-60 s is cut by many proxies and
-    // NATs; a heartbeat keeps it busy and lets clients notice a dead one.
-    this.#heartbeat = setInterval(() => this.#write(this.#format.heartbeat(this.#nonce)), heartbeatMs);
+    this.#streams.add(this); // from now on, its heartbeats (OpenStreams)
     this.#catchUp();
   }
 
+  writeHeartbeat(): void {
+    this.#write(this.#format.heartbeat(this.#nonce));
+  }
+
   /** Replays from the log at the socket's pace, then goes live (see the class comment). */
-  #catchUp = (): void => {
+  #catchUp(): void {
+    // A 'drain' may still come after close() (the listener is not removed).
+    if (this.#closed) return;
     clearTimeout(this.#stalled);
     this.#stalled = undefined;
-    // Never after close(): it removes this 'drain' listener and clears the timer.
     const log = this.#log!;
     for (const message of log.since(this.#sent)) {
       if (!this.#writeMessage(message)) {
         // The socket holds enough: go on from the log once it has sent it.
-        this.#res.once('drain', this.#catchUp);
-        this.#stalled = setTimeout(() => this.close('slow'), this.#options.heartbeatMs);
+        this.#res.once('drain', () => this.#catchUp());
+        this.#stalled = setTimeout(() => this.close('slow'), this.#streams.options.heartbeatMs);
         return;
       }
     }
     // Caught up: `subscribe(…, sent)` replays whatever is newer than `sent`
     // (nothing: we are still in the same tick) and listens, in one step.
-    this.#unsubscribe = log.subscribe(this.#onLive, this.#sent);
-  };
+    this.#unsubscribe = log.subscribe((message) => this.#onLive(message), this.#sent);
+  }
 
-  #onLive = (message: Message): void => {
+  #onLive(message: Message): void {
     this.#writeMessage(message);
-    if (this.#res.writableLength > this.#options.highWaterBytes) this.#backlogCheck ??= setImmediate(() => this.#checkBacklog());
-  };
+    if (this.#res.writableLength > this.#streams.options.highWaterBytes) {
+      this.#backlogCheck ??= setImmediate(() => this.#checkBacklog());
+    }
+  }
 
   /**
    * Judged one turn of the event loop later, not at once: Node corks a chunked
@@ -281,7 +333,7 @@ class Stream {
    */
   #checkBacklog(): void {
     this.#backlogCheck = undefined;
-    if (this.#res.writableLength > this.#options.highWaterBytes) this.close('slow');
+    if (this.#res.writableLength > this.#streams.options.highWaterBytes) this.close('slow');
   }
 
   /** Writes one message; false when the socket asks us to wait. */
@@ -302,11 +354,9 @@ class Stream {
     if (this.#closed) return;
     this.#closed = true;
     this.#unsubscribe?.();
-    clearInterval(this.#heartbeat);
     clearTimeout(this.#stalled);
     clearImmediate(this.#backlogCheck);
-    this.#res.off('drain', this.#catchUp);
-    this.#onClosed();
+    this.#streams.delete(this);
     // 'slow': the bytes queued for this reader go with the socket (that memory is
     // the point); the client sees the body break off and reconnects with `since`.
     if (reason === 'shutdown') this.#res.end(this.#format.tail);
