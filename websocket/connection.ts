@@ -21,9 +21,9 @@
  *
  * Liveness: every `heartbeatMs` the server pings (one sweep over all connections,
  * `OpenConnections`); a peer that has not answered one ping by the time of the
- * next is dropped (§5.5.2: "a Pong frame sent in response
- * to a Ping frame"). It is what keeps proxies from cutting an idle connection, and
- * what finds a peer whose network vanished without a FIN.
+ * next is dropped (§5.5.2: "a Pong frame sent in response to a Ping frame"). It
+ * is what keeps proxies from cutting an idle connection, and what finds a peer
+ * whose network vanished without a FIN.
  *
  * Backpressure: unsent bytes pile up in the socket when a peer reads slower than
  * we write. Two rules keep that bounded without losing what a peer sends:

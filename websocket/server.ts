@@ -193,9 +193,9 @@ export const createWebSocket: CreateTechnique = ({ log, config }) => {
         return;
       }
       socket.write(answer.response);
-      socket.off('error', destroySocket); // the connection takes over, errors included
       const connection = new WebSocketConnection(socket, endpoint.options);
       connection.start(endpoint.open(connection, answer.url), head);
+      socket.off('error', destroySocket); // start() added the same listener: one is enough
     },
 
     shutdown(): void {
@@ -272,7 +272,7 @@ class GithubEventFeed {
     this.subscribers.add(connection);
     connection.sendText(JSON.stringify(this.nextEvent()));
     this.timer ??= setInterval(() => this.broadcast(), GITHUB_EVENT_INTERVAL_MS);
-    const feed = this;
+    const feed = this; // method shorthand, as in openEcho
     return {
       onClose() {
         feed.remove(connection);
