@@ -73,29 +73,62 @@ export interface LongPolling extends Technique {
   readonly heldCount: number;
 }
 
-/** One held request: its response, its timeout, its place in the message log. */
+/**
+ * One held request: its response, when it times out, its place in the message
+ * log. A plain object, and no timer of its own (see `timeouts` in
+ * createLongPolling), for memory: a held request is idle until it is answered,
+ * so what it holds is what it costs, and a timer per request is an object and
+ * a closure more for each of them (with the backlog checked before subscribing,
+ * a request costs two small closures: its log listener and its 'close').
+ */
 interface HeldPoll {
   readonly res: ServerResponse;
   readonly since: number;
-  readonly timer: NodeJS.Timeout;
-  readonly unsubscribe: Unsubscribe;
+  /** performance.now() at which it is answered 204. */
+  readonly deadline: number;
+  unsubscribe: Unsubscribe;
 }
 
 export const createLongPolling = ({ log, config }: TechniqueContext): LongPolling => {
   const site = createSite(new URL('.', import.meta.url));
-  /** Every held request; the documents' `subscribers` object. */
+  /**
+   * Every held request; the documents' `subscribers` object. In the order they
+   * came, which is also the order they time out: every request is held for the
+   * same pollTimeoutMs.
+   */
   const held = new Set<HeldPoll>();
   let closing = false;
+  /**
+   * One timer for all held requests, set for the oldest one's deadline; armed
+   * only while a request is held (none at import, none on an idle server).
+   */
+  let timeouts: NodeJS.Timeout | undefined;
+
+  /** Answers 204 to every request whose time is up, then waits for the next deadline. */
+  function expire(): void {
+    timeouts = undefined;
+    const now = performance.now();
+    for (const poll of held) {
+      if (poll.deadline > now) {
+        timeouts = setTimeout(expire, Math.ceil(poll.deadline - now));
+        return;
+      }
+      release(poll, 204); // leaves the set: iterating a Set survives that
+    }
+  }
 
   /**
    * The one way a held request ends, whatever ends it (a publish, the timeout,
-   * the client leaving, shutdown): out of the set, timer cleared, unsubscribed
-   * from the log, exactly once. Answers only when there is still someone to
+   * the client leaving, shutdown): out of the set (the timer cleared with the
+   * last one), unsubscribed from the log, exactly once. Answers only when there is still someone to
    * answer: `status` is undefined when the client has gone.
    */
   function release(poll: HeldPoll, status?: 200 | 204, messages: Message[] = []): void {
     if (!held.delete(poll)) return; // already released: everything below ran once
-    clearTimeout(poll.timer);
+    if (held.size === 0) {
+      clearTimeout(timeouts);
+      timeouts = undefined;
+    }
     poll.unsubscribe();
     if (status === undefined || poll.res.destroyed) return;
     // While shutting down, also close the connection, so that it is not left
@@ -110,50 +143,35 @@ export const createLongPolling = ({ log, config }: TechniqueContext): LongPollin
     if (!allowMethods(req, res, ['GET'])) return;
     const since = parseSince(requestUrl(req)); // 400 for anything but a non-negative integer
 
-    // 1. Subscribe with the cursor. The log replays what is newer than `since`
-    //    and then goes live in one synchronous step, so a message published
-    //    around this moment is either in the replay or comes live, never
-    //    neither and never both.
-    const backlog: Message[] = [];
-    let poll: HeldPoll | undefined;
-    const unsubscribe = log.subscribe((message) => {
-      if (!poll) backlog.push(message);
+    // 1. Something already newer: answer at once. This is the request a client
+    //    sends right after an answer, catching up with whatever was published
+    //    while it was away.
+    const backlog = log.since(since);
+    if (backlog.length > 0) return sendJson(res, 200, backlog, NO_STORE);
+    // While shutting down, nothing more will be published here: "ask again" at
+    // once, and close the connection so that the next attempt finds the new server.
+    if (closing) return void res.writeHead(204, { ...NO_STORE, Connection: 'close' }).end();
+
+    // 2. Nothing yet: hold the request until a publish, the timeout or the
+    //    client leaves. Subscribing in the same synchronous step as the check
+    //    above, so a message published around this moment is either in that
+    //    backlog or comes live, never neither and never both.
+    const poll: HeldPoll = { res, since, deadline: performance.now() + config.pollTimeoutMs, unsubscribe: noop };
+    poll.unsubscribe = log.subscribe((message) => {
       // Contract: only ids above `since`. A live message can be lower only when
       // the client's cursor is ahead of the log (it saw a previous run of the
       // server, whose ids this run repeats: the log is not persisted).
-      else if (message.id > poll.since) release(poll, 200, [message]);
-    }, since);
-
-    // 2. Something already newer: answer at once. This is the request a client
-    //    sends right after an answer, catching up with whatever was published
-    //    while it was away.
-    if (backlog.length > 0) {
-      unsubscribe();
-      return sendJson(res, 200, backlog, NO_STORE);
-    }
-    // While shutting down, nothing more will be published here: "ask again" at
-    // once, and close the connection so that the next attempt finds the new server.
-    if (closing) {
-      unsubscribe();
-      return void res.writeHead(204, { ...NO_STORE, Connection: 'close' }).end();
-    }
-
-    // 3. Nothing yet: hold the request until a publish, the timeout or the client leaves.
-    const entry: HeldPoll = {
-      res,
-      since,
-      unsubscribe,
-      timer: setTimeout(() => release(entry, 204), config.pollTimeoutMs),
-    };
-    poll = entry; // from now on, the log listener above answers it
-    held.add(entry);
+      if (message.id > poll.since) release(poll, 200, [message]);
+    });
+    held.add(poll);
+    timeouts ??= setTimeout(expire, config.pollTimeoutMs);
     // 'close' on the response fires when it has been sent, and also when the
     // connection goes away before that (a closed tab, an aborted fetch). In the
     // second case the client is forgotten now, not at the next publish or
-    // timeout: no write to a dead socket, no timer or subscription left behind.
+    // timeout: no write to a dead socket, no subscription left behind.
     // (The documents listen on the request; in Node 20 that fires at the same
     // moment, but the response's 'close' is the one documented for both cases.)
-    res.on('close', () => release(entry));
+    res.on('close', () => release(poll));
   }
 
   return {
@@ -185,6 +203,8 @@ export const createLongPolling = ({ log, config }: TechniqueContext): LongPollin
     },
   };
 };
+
+function noop(): void {}
 
 export default createLongPolling satisfies CreateTechnique;
 
