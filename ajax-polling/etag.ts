@@ -67,7 +67,7 @@ export function parseIfNoneMatch(value: string): string[] | '*' | undefined {
 export function ifNoneMatchHolds(header: string | undefined, tag: string): boolean {
   if (header === undefined) return false;
   // The common case first: a client sends back exactly the ETag it was given
-  // (browsers, and ../ajax-polling/browser.ts). A header equal to a valid
+  // (browsers, and ./browser.ts). A header equal to a valid
   // entity tag is a one-element list holding it, so no parsing is needed.
   if (header === tag) return true;
   // Anything else (a list, W/, whitespace, "*") goes through the grammar.
