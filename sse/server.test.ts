@@ -148,6 +148,21 @@ describe('GET /events: the stream', () => {
     stream.close();
   });
 
+  test('one sweep keeps every open stream alive: two timers however many streams, none once all are closed', async () => {
+    await waitFor(() => technique(server).openStreams === 0, TIMEOUT, 'earlier streams to go');
+    const timers = (): number => process.getActiveResourcesInfo().filter((name) => name === 'Timeout').length;
+    const baseline = timers();
+    const streams = Array.from({ length: 5 }, () => openStream(server.port, { path: `/events?since=${server.log.lastId}` }));
+    try {
+      await waitFor(() => streams.every((stream) => stream.comments.length >= 2), TIMEOUT, 'two heartbeats on every stream');
+      assert.ok(timers() <= baseline + 2, `the heartbeat and the ping sweep only, not ${timers() - baseline} timers`);
+    } finally {
+      for (const stream of streams) stream.close();
+    }
+    await waitFor(() => technique(server).openStreams === 0, TIMEOUT, 'every stream to go');
+    assert.ok(timers() <= baseline, 'no timer left once nothing is open');
+  });
+
   test('closing the connection removes the subscriber at once', async () => {
     await waitFor(() => technique(server).openStreams === 0, TIMEOUT, 'earlier streams to go');
     const subscribers = server.log.subscriberCount;
