@@ -368,6 +368,22 @@ describe('no leaks', () => {
       server.log.publish('after');
     });
   });
+
+  test('one heartbeat timer however many streams are open, and none once all are closed', async () => {
+    const timers = (): number => process.getActiveResourcesInfo().filter((name) => name === 'Timeout').length;
+    await withServer({ heartbeatMs: 40 }, async (server) => {
+      const baseline = timers();
+      const readers = Array.from({ length: 5 }, (_, i) => new StreamReader(new URL(i % 2 ? 'stream' : 'iframe', server.url).href));
+      await waitFor(() => streams(server) === 5, 5_000, 'all open');
+      const heartbeats = (reader: StreamReader, i: number): number =>
+        i % 2 ? reader.heartbeats : reader.lines.filter((line) => line.includes('p(null)')).length;
+      await waitFor(() => readers.every((reader, i) => heartbeats(reader, i) >= 2), 10_000, 'two heartbeats on every stream');
+      assert.ok(timers() <= baseline + 1, `one sweep, not ${timers() - baseline} timers`);
+      for (const reader of readers) reader.destroy();
+      await waitFor(() => streams(server) === 0, 5_000, 'all closed');
+      assert.ok(timers() <= baseline, 'no timer left once nothing is open');
+    });
+  });
 });
 
 describe('churn', () => {
