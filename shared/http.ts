@@ -98,19 +98,21 @@ export function guard(
   handler: (req: IncomingMessage, res: ServerResponse) => void | Promise<void>,
 ): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
-    const fail = (error: unknown): void => {
-      if (error instanceof HttpError) {
-        sendError(res, error);
-      } else {
-        console.error('request failed:', error);
-        sendText(res, 500, 'Internal server error');
-      }
-    };
     try {
       const result = handler(req, res);
-      if (result) result.catch(fail);
+      if (result) result.catch((error: unknown) => answerFailure(res, error));
     } catch (error) {
-      fail(error);
+      answerFailure(res, error);
     }
   };
+}
+
+/** An HttpError becomes its answer; anything else is a bug: logged, and a 500. */
+function answerFailure(res: ServerResponse, error: unknown): void {
+  if (error instanceof HttpError) {
+    sendError(res, error);
+  } else {
+    console.error('request failed:', error);
+    sendText(res, 500, 'Internal server error');
+  }
 }
