@@ -176,7 +176,12 @@ async function spawnChild(request: LaunchRequest, fdLimit: number): Promise<Remo
           reject(new Error(`${method} took over ${CALL_TIMEOUT_MS} ms`));
         }, CALL_TIMEOUT_MS);
         pending.set(id, { resolve: resolve as (value: unknown) => void, reject, timer });
-        child.send({ id, method, params });
+        child.send({ id, method, params }, (error) => {
+          if (!error) return;
+          clearTimeout(timer);
+          pending.delete(id);
+          reject(error);
+        });
       });
     },
   };
@@ -185,7 +190,8 @@ async function spawnChild(request: LaunchRequest, fdLimit: number): Promise<Remo
 /** Asks the child to exit; kills it if it has not within the grace period. */
 async function stopChild(child: ChildProcess, exited: Promise<void>): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
-  if (child.connected) child.send({ id: -1, method: 'exit' });
+  // The child may exit between the check and the send (EPIPE): the exit is what we wanted.
+  if (child.connected) child.send({ id: -1, method: 'exit' }, () => {});
   const timer = setTimeout(() => child.kill('SIGKILL'), EXIT_GRACE_MS);
   await exited;
   clearTimeout(timer);
