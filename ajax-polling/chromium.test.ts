@@ -5,7 +5,7 @@
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
-import { browserSuite } from '../shared/testing/chromium.ts';
+import { browserSuite, typeMessage } from '../shared/testing/chromium.ts';
 import { startTestServer, waitFor } from '../shared/testing/server.ts';
 import type { RunningServer } from '../shared/lifecycle.ts';
 import { instrument, type Instrument } from './instrumented.ts';
@@ -21,15 +21,6 @@ async function start(): Promise<{ server: RunningServer; wire: Instrument }> {
   const server = await startTestServer(wire.create);
   servers.push(server);
   return { server, wire };
-}
-
-async function type(page: Page, text: string): Promise<number> {
-  const published = page.waitForResponse((response) => response.url().endsWith('/publish'));
-  await page.fill('input[name="message"]', text);
-  await page.click('input[type="submit"]');
-  const response = await published;
-  assert.equal(response.status(), 201);
-  return ((await response.json()) as { id: number }).id;
 }
 
 /** Makes the page remember when (Date.now()) each message element appeared. */
@@ -56,7 +47,7 @@ browserSuite('ajax-polling in Chromium', (browser) => {
     await Promise.all([a, b].map((page) => page.waitForSelector('.state[data-state="open"]')));
     await stampArrivals(b);
 
-    const id = await type(a, 'hello from a');
+    const id = await typeMessage(a, 'hello from a');
     const shown = b.locator(`.message[data-id="${id}"]`);
     await shown.waitFor({ timeout: 15_000 });
     assert.equal(await shown.textContent(), 'hello from a');
@@ -80,7 +71,7 @@ browserSuite('ajax-polling in Chromium', (browser) => {
     const b = await browser.open(`${server.url}?interval=200`);
     await b.waitForSelector('.state[data-state="open"]');
     const payload = `<img src=x onerror="document.title='pwned';console.error('xss ran')">`;
-    const id = await type(a, payload);
+    const id = await typeMessage(a, payload);
     for (const page of [a, b]) {
       const shown = page.locator(`.message[data-id="${id}"]`);
       await shown.waitFor({ timeout: 15_000 });

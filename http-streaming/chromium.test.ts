@@ -7,8 +7,7 @@
 // notice. browserSuite fails a test on any console error not allowed.
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Page } from 'playwright-core';
-import { browserSuite } from '../shared/testing/chromium.ts';
+import { browserSuite, typeMessage } from '../shared/testing/chromium.ts';
 import { startTestServer } from '../shared/testing/server.ts';
 import type { RunningServer } from '../shared/lifecycle.ts';
 import { MessageLog } from '../shared/message-log.ts';
@@ -27,15 +26,6 @@ async function start(log?: MessageLog, port = 0): Promise<RunningServer> {
   return server;
 }
 
-async function type(page: Page, text: string): Promise<number> {
-  const published = page.waitForResponse((response) => response.url().endsWith('/publish'));
-  await page.fill('input[name="message"]', text);
-  await page.click('input[type="submit"]');
-  const response = await published;
-  assert.equal(response.status(), 201);
-  return ((await response.json()) as { id: number }).id;
-}
-
 const XSS = '<img src=x onerror="window.pwned=1"></script><script>parent.pwned=1</script><!--\u2028';
 // While the server is down: the refused connection (fetch, XHR) and the frame's error page.
 const RESTART_ERRORS = [/ERR_CONNECTION_REFUSED|Failed to load resource|ERR_EMPTY_RESPONSE|net::ERR/];
@@ -50,11 +40,11 @@ browserSuite('http-streaming in Chromium', (browser) => {
       assert.match((await page.textContent('.state')) ?? '', new RegExp(`${reader} reader`));
       assert.equal(await page.locator(`input[name="reader"][value="${reader}"]`).isChecked(), true);
 
-      const hello = await type(publisher, `hello ${reader}`);
+      const hello = await typeMessage(publisher, `hello ${reader}`);
       await page.locator(`.message[data-id="${hello}"]`).waitFor({ timeout: 10_000 });
       assert.equal(await page.textContent(`.message[data-id="${hello}"]`), `hello ${reader}`);
 
-      const hostile = await type(publisher, XSS);
+      const hostile = await typeMessage(publisher, XSS);
       await page.locator(`.message[data-id="${hostile}"]`).waitFor({ timeout: 10_000 });
       assert.equal(await page.textContent(`.message[data-id="${hostile}"]`), XSS);
       assert.equal(await page.locator('#subscribe img, #subscribe script').count(), 0);

@@ -5,7 +5,7 @@
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
-import { browserSuite } from '../shared/testing/chromium.ts';
+import { browserSuite, typeMessage } from '../shared/testing/chromium.ts';
 import { startTestServer, waitFor } from '../shared/testing/server.ts';
 import type { RunningServer } from '../shared/lifecycle.ts';
 import { MessageLog } from '../shared/message-log.ts';
@@ -25,15 +25,6 @@ async function start(log?: MessageLog, port = 0): Promise<RunningServer> {
   return server;
 }
 
-async function type(page: Page, text: string): Promise<number> {
-  const published = page.waitForResponse((response) => response.url().endsWith('/publish'));
-  await page.fill('input[name="message"]', text);
-  await page.click('input[type="submit"]');
-  const response = await published;
-  assert.equal(response.status(), 201);
-  return ((await response.json()) as { id: number }).id;
-}
-
 const shownIds = (page: Page): Promise<number[]> =>
   page.locator('.message[data-id]').evaluateAll((elements) => elements.map((element) => Number((element as HTMLElement).dataset.id)));
 
@@ -44,7 +35,7 @@ browserSuite('sse in Chromium', (browser) => {
     const b = await browser.open(server.url);
     await Promise.all([a, b].map((page) => page.waitForSelector('.state[data-state="open"]', { timeout: TIMEOUT })));
 
-    const id = await type(a, 'hello from a');
+    const id = await typeMessage(a, 'hello from a');
     for (const page of [a, b]) {
       const shown = page.locator(`.message[data-id="${id}"]`);
       await shown.waitFor({ timeout: TIMEOUT });
@@ -67,7 +58,7 @@ browserSuite('sse in Chromium', (browser) => {
     const b = await browser.open(server.url);
     await b.waitForSelector('.state[data-state="open"]', { timeout: TIMEOUT });
     const payload = `<img src=x onerror="document.title='pwned';console.error('xss ran')">`;
-    const id = await type(a, payload);
+    const id = await typeMessage(a, payload);
     for (const page of [a, b]) {
       const shown = page.locator(`.message[data-id="${id}"]`);
       await shown.waitFor({ timeout: TIMEOUT });

@@ -54,6 +54,19 @@ export interface TestBrowser {
   screenshot(page: Page, name: string): Promise<string>;
 }
 
+/**
+ * Types `text` into the page's publish form (`input[name="message"]`), sends
+ * it, and resolves with the id the server gave the message (checking the 201).
+ */
+export async function typeMessage(page: Page, text: string): Promise<number> {
+  const published = page.waitForResponse((response) => response.url().endsWith('/publish'));
+  await page.fill('input[name="message"]', text);
+  await page.click('input[type="submit"]');
+  const response = await published;
+  if (response.status() !== 201) throw new Error(`publish answered ${response.status()}`);
+  return ((await response.json()) as { id: number }).id;
+}
+
 export function browserAvailable(): boolean {
   return existsSync(CHROMIUM_PATH);
 }
