@@ -21,7 +21,10 @@
  *
  * Liveness: every `heartbeatMs` the server pings (one sweep over all connections,
  * `OpenConnections`); a peer that has not answered one ping by the time of the
- * next is dropped (§5.5.2: "a Pong frame sent in response to a Ping frame"). It
+ * next, and has neither sent nor taken any bytes meanwhile, is dropped (§5.5.2:
+ * "a Pong frame sent in response to a Ping frame"; see checkPeerIsAlive; a peer
+ * with bytes still queued for it gets a few intervals, as its ping may be
+ * waiting behind them). It
  * is what keeps proxies from cutting an idle connection, and what finds a peer
  * whose network vanished without a FIN.
  *
@@ -122,6 +125,12 @@ export function destroySocket(this: Duplex): void {
  * interval of opening rather than after exactly one; the peer still gets a
  * whole interval to answer each.)
  */
+/**
+ * How many heartbeat intervals a peer with bytes still queued for it may go
+ * without a pong or any traffic before it is dropped (one, when nothing is queued).
+ */
+const QUIET_SWEEPS_WITH_QUEUE = 4;
+
 export class OpenConnections {
   private readonly open = new Set<WebSocketConnection>();
   private heartbeat: NodeJS.Timeout | undefined;
@@ -176,6 +185,11 @@ export class WebSocketConnection {
   private peerCloseCode: number = CloseCode.ABNORMAL_CLOSURE;
   private peerCloseReason = '';
   private awaitingPong = false;
+  /** trafficSoFar() when the last ping went out. */
+  private readAtPing = 0;
+  private takenAtPing = 0;
+  /** Sweeps in a row without a pong or traffic while bytes were queued for the peer. */
+  private quietSweeps = 0;
   /** Reading stopped until our queue drains (receive()); a pong may be waiting behind it. */
   private readingPaused = false;
   /** Extra unsent bytes allowed until the queue next drains (allowBurst). */
@@ -391,23 +405,62 @@ export class WebSocketConnection {
   // Timers and teardown
   // -------------------------------------------------------------------------
 
-  /** Every `heartbeatMs`, from `OpenConnections`: a ping, or the verdict on the last one. */
+  /**
+   * Every `heartbeatMs`, from `OpenConnections`: the verdict on the last ping,
+   * then the next ping.
+   *
+   * The verdict asks for a sign of life, not only for the pong. A pong can be
+   * late through no fault of the peer's: our ping may still sit behind a 16 MiB
+   * echo the peer is reading slowly, or the peer's pong behind its own burst,
+   * which we read only as fast as it reads ours. So a peer that has sent us
+   * bytes, or taken bytes from us, since the last ping is alive; one that did
+   * neither and sent no pong is gone or stuck, and is dropped.
+   */
   checkPeerIsAlive(): void {
     if (this.closeSent) return; // closing: the close deadline decides now
-    if (this.readingPaused) {
-      // We stopped reading, so the peer's pong may be sitting unread: our doing,
-      // not its. Read on (receive() pauses again after one read if the queue is
-      // still long) and judge at the next tick. A dead peer has nothing left to
-      // read, is not paused again, and is dropped then.
-      this.resumeReading();
+    const traffic = this.trafficSoFar();
+    const showedLife = traffic.read > this.readAtPing || traffic.taken > this.takenAtPing;
+    if (!this.awaitingPong || showedLife) {
+      this.quietSweeps = 0;
+    } else if (this.socket.writableLength > 0 && ++this.quietSweeps < QUIET_SWEEPS_WITH_QUEUE) {
+      // Bytes still queued for the peer: our ping may not have reached it yet,
+      // and the kernel takes a slow reader's bytes in lumps (it wakes the writer
+      // only once a good part of its buffer is free). Give it a few intervals.
+    } else {
+      this.terminate(); // no pong and no traffic since the last ping
       return;
     }
-    if (this.awaitingPong) {
-      this.terminate(); // no pong since the last ping: the peer is gone or stuck
-      return;
-    }
+    // We may have stopped reading (receive()); read on, so a pong waiting
+    // behind the pause can arrive. receive() pauses again if the queue is long.
+    if (this.readingPaused) this.resumeReading();
     this.awaitingPong = true;
     this.writeFrame(Opcode.PING, Buffer.alloc(0));
+    // Counted after the ping, so that the ping's own two bytes reaching the
+    // kernel are not taken for the peer's doing.
+    const after = this.trafficSoFar();
+    this.readAtPing = after.read;
+    this.takenAtPing = after.taken;
+  }
+
+  /**
+   * Bytes read from the peer, and bytes it has taken from us: what the kernel
+   * has accepted from this socket. node's public counters (bytesWritten,
+   * writableLength) move a whole write at once, when it is handed to libuv or
+   * when libuv finishes it, so a 16 MiB echo would look frozen while the peer
+   * reads it; libuv's own queue (`_handle.writeQueueSize`, which node:net reads
+   * itself) shrinks as the kernel takes bytes. On anything but a TCP socket
+   * (tests' stream pairs) these are absent and count as 0.
+   */
+  private trafficSoFar(): { read: number; taken: number } {
+    const socket = this.socket as Duplex & {
+      bytesRead?: number;
+      _bytesDispatched?: number;
+      _handle?: { writeQueueSize?: number } | null;
+    };
+    return {
+      read: socket.bytesRead ?? 0,
+      taken: (socket._bytesDispatched ?? 0) - (socket._handle?.writeQueueSize ?? 0),
+    };
   }
 
   /** Ends our side of TCP (a FIN after what is queued) and waits for the peer's. */

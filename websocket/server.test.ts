@@ -339,6 +339,30 @@ describe('liveness, backpressure and shutdown', () => {
     }
   });
 
+  test('a peer reading a long answer slowly is not dropped for a ping stuck behind that answer', async () => {
+    // Our ping waits behind 16 MiB of echo that the peer takes 64 KiB at a time,
+    // so no pong can come back within one interval; the bytes it takes show it
+    // is there. (It never answers pings at all: a raw client.)
+    const server = await startTestServer(createWebSocket, { heartbeatMs: 200 });
+    try {
+      const slow = await RawClient.connect(server.port);
+      slow.socket.on('data', () => {
+        slow.socket.pause();
+        setTimeout(() => slow.socket.resume(), 20);
+      });
+      const payload = randomBytes(16 * 1024 * 1024);
+      slow.sendFrame(Opcode.BINARY, payload);
+      const echoed = await Promise.race([slow.nextMessage(), slow.closed.then(() => undefined)]);
+      assert.ok(echoed, 'dropped before the echo arrived');
+      assert.ok(echoed.data.equals(payload));
+      assert.ok(slow.frames.some((frame) => frame.opcode === Opcode.PING), 'pinged meanwhile');
+      // With nothing more to take and no pong, it is dropped like any silent peer.
+      await slow.closed;
+    } finally {
+      await server.close();
+    }
+  });
+
   test('a replay far larger than the unsent-bytes limit is delivered whole: the peer asked for it', async () => {
     const server = await startTestServer(createWebSocket, { maxMessageBytes: MAX_MESSAGE_BYTES, backlog: 4000 });
     try {
