@@ -63,7 +63,7 @@ export async function startServer(create: CreateTechnique, options: StartOptions
   const log = options.log ?? new MessageLog(config.backlog);
   const technique = create({ log, config });
 
-  const server = http.createServer((req, res) => {
+  const handle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     try {
       technique.handle(req, res);
     } catch (error) {
@@ -71,6 +71,18 @@ export async function startServer(create: CreateTechnique, options: StartOptions
       console.error('request failed:', error);
       sendText(res, 500, 'Internal server error');
     }
+  };
+  const server = http.createServer(handle);
+  // "Expect: 100-continue" asks whether to send the body at all. No route here
+  // takes a body larger than MAX_MESSAGE_BYTES, so a larger one is refused
+  // before the client sends it, instead of being invited and then refused.
+  server.on('checkContinue', (req, res) => {
+    if (Number(req.headers['content-length']) > config.maxMessageBytes) {
+      sendText(res, 413, `Message too large: the limit is ${config.maxMessageBytes} bytes`, { Connection: 'close' });
+      return;
+    }
+    res.writeContinue();
+    handle(req, res);
   });
   server.on('clientError', answerClientError);
   // CONNECT asks for a tunnel; without this listener node:http drops the

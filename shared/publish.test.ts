@@ -102,6 +102,23 @@ describe('POST /publish', () => {
     assert.equal(server.log.lastId, before);
   });
 
+  test('Expect: 100-continue with a body over the limit is refused before the body is sent', async () => {
+    const response = await rawRequest(
+      server.port,
+      'POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\nExpect: 100-continue\r\n\r\n',
+    );
+    assert.equal(response.status, 413);
+    assert.doesNotMatch(response.raw, /100 Continue/);
+  });
+
+  test('Expect: 100-continue with a body within the limit is invited and published', async () => {
+    const response = await rawRequest(
+      server.port,
+      'POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\nConnection: close\r\n\r\nok',
+    );
+    assert.match(response.raw, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 201 /);
+  });
+
   test('a request pipelined behind a refused body has no effect (its answer could never be sent)', async () => {
     const before = server.log.lastId;
     const response = await rawRequest(
