@@ -2,7 +2,7 @@
 // prefix taken off before a folder sees a request, the delay control, and a
 // graceful shutdown. Most tests mount small stand-in techniques, so they say
 // exactly what a folder received; one suite mounts the real folders.
-import { test, describe, before, after } from 'node:test';
+import { test, describe, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -241,8 +241,15 @@ describe('the delay control slows every request to a folder', () => {
   });
 });
 
+/** Silences console.error for the rest of test `t`; returns the arguments of each call, as they come. */
+function quietConsoleErrors(t: TestContext): unknown[][] {
+  const errors: unknown[][] = [];
+  t.mock.method(console, 'error', (...args: unknown[]) => void errors.push(args));
+  return errors;
+}
+
 describe('the last nets', () => {
-  test('a folder that throws while handling a delayed request gives a 500, and the server stays up', async () => {
+  test('a folder that throws while handling a delayed request gives a 500, and the server stays up', async (t) => {
     const throwing: CreateTechnique = () => ({
       handle() {
         throw new Error('a bug in a handler');
@@ -250,21 +257,18 @@ describe('the last nets', () => {
       shutdown() {},
     });
     const server = await startTestServer(launcherOf([{ name: 'bad', create: throwing, client: false }]));
-    const original = console.error;
-    const errors: unknown[] = [];
-    console.error = (...args: unknown[]) => errors.push(args);
+    const errors = quietConsoleErrors(t);
     try {
       await setDelay(server, '20');
       assert.equal((await get(server.port, '/bad/x')).status, 500);
       assert.match(String(errors.flat().join(' ')), /request failed/);
       assert.equal((await get(server.port, '/control/delay')).status, 200);
     } finally {
-      console.error = original;
       await server.close();
     }
   });
 
-  test('a folder that throws while handling an upgrade loses that connection, not the server', async () => {
+  test('a folder that throws while handling an upgrade loses that connection, not the server', async (t) => {
     const throwing: CreateTechnique = () => ({
       handle: (_req, res) => res.end(),
       upgrade() {
@@ -273,16 +277,13 @@ describe('the last nets', () => {
       shutdown() {},
     });
     const server = await startTestServer(launcherOf([{ name: 'bad', create: throwing, client: false }]));
-    const original = console.error;
-    const errors: unknown[] = [];
-    console.error = (...args: unknown[]) => errors.push(args);
+    const errors = quietConsoleErrors(t);
     try {
       await setDelay(server, '20');
       await assert.rejects(upgrade(server.port, '/bad/chat'), /no HTTP response/);
       assert.match(String(errors.flat().join(' ')), /upgrade failed/);
       assert.equal((await get(server.port, '/control/delay')).status, 200);
     } finally {
-      console.error = original;
       await server.close();
     }
   });
